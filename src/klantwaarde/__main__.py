@@ -1,0 +1,5 @@
+"""``python -m klantwaarde``: the same as the ``klantwaarde`` command."""
+
+from klantwaarde.cli import main
+
+main()

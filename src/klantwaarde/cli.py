@@ -1,0 +1,223 @@
+"""The ``klantwaarde`` command line.
+
+Exit codes: 0 success, 2 invalid input or configuration (a message, no traceback), 1 any other
+failure. Set ``KLANTWAARDE_DEBUG=1`` to see the traceback of an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from klantwaarde import __version__
+from klantwaarde.config import Config, load_config
+from klantwaarde.errors import InputError, NotAvailableError
+
+app = typer.Typer(
+    name="klantwaarde",
+    help="Customer-value management: profitability, churn risk, future margin and cross-sell "
+    "potential per customer, and monthly lists for account managers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="Folder of YAML configuration files (or one such file); "
+                 "keys it leaves out keep the shipped defaults."),
+]
+SourceOption = Annotated[
+    str, typer.Option("--source", help="Folder of CSV/Parquet files, a .duckdb file or an Ibis URL.")
+]
+AsOfOption = Annotated[
+    dt.datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD.")
+]
+
+
+class Target(StrEnum):
+    churn = "churn"
+    margin = "margin"
+    upgrade = "upgrade"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"klantwaarde {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = config
+
+
+def _config(ctx: typer.Context, path: Path | None) -> Config:
+    """The command's --config, else the global one, over the shipped defaults."""
+    return load_config(path or ctx.obj)
+
+
+@contextmanager
+def progress() -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step on stderr; yields the function that names the step."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("starting")
+        yield lambda text: bar.update(task, description=text)
+
+
+@app.command()
+def validate(ctx: typer.Context, source: SourceOption, config: ConfigOption = None) -> None:
+    """Check a source against the data contract; print per-table figures or the errors.
+
+    Exit code 2 when the data is invalid. Nothing is written anywhere.
+    """
+    from klantwaarde.render import print_validation
+    from klantwaarde.sources import open_source
+    from klantwaarde.validation import validate_source
+
+    cfg = _config(ctx, config)
+    with progress() as step:
+        step("opening the source")
+        report = validate_source(open_source(source, cfg.source), cfg, step)
+    print_validation(report, out)
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+def _not_available(what: str) -> None:
+    raise NotAvailableError(f"'klantwaarde {what}' is not available in klantwaarde {__version__} "
+                            "yet; it arrives in a later release.")
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")],
+    months: Annotated[int, typer.Option(min=1, help="Number of months of history.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
+    config: ConfigOption = None,
+) -> None:
+    """Write a simulated B2B customer base with known ground truth."""
+    _not_available("simulate")
+
+
+@app.command()
+def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
+                  out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+                  config: ConfigOption = None) -> None:
+    """Net margin per customer after cost-to-serve, the pyramid and the whale curve."""
+    _not_available("profitability")
+
+
+@app.command()
+def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
+             out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+             config: ConfigOption = None) -> None:
+    """Point-in-time features of every customer at --as-of."""
+    _not_available("features")
+
+
+@app.command()
+def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
+          config: ConfigOption = None) -> None:
+    """Train and compare the churn, margin and upgrade models; register the best in MLflow."""
+    _not_available("train")
+
+
+@app.command()
+def promote(ctx: typer.Context, target: Annotated[Target, typer.Option(help="Which model.")],
+            version: Annotated[Optional[int], typer.Option(help="Model version (default: the "
+                                                           "challenger).")] = None,
+            config: ConfigOption = None) -> None:
+    """Move the champion alias of a registered model."""
+    _not_available("promote")
+
+
+@app.command()
+def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
+          config: ConfigOption = None) -> None:
+    """Score every eligible customer at --as-of with the champion models."""
+    _not_available("score")
+
+
+@app.command()
+def lists(ctx: typer.Context, as_of: AsOfOption,
+          out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+          config: ConfigOption = None) -> None:
+    """At-risk, cross-sell and loss-account lists per account manager."""
+    _not_available("lists")
+
+
+@app.command()
+def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
+             config: ConfigOption = None) -> None:
+    """Check the scores made one horizon before --as-of against what happened."""
+    _not_available("evaluate")
+
+
+@app.command()
+def report(ctx: typer.Context, as_of: AsOfOption,
+           out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+           config: ConfigOption = None) -> None:
+    """One-page management report (HTML)."""
+    _not_available("report")
+
+
+@app.command()
+def run(ctx: typer.Context,
+        pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+        as_of: Annotated[Optional[dt.datetime], typer.Option(
+            "--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD.")] = None,
+        config: ConfigOption = None) -> None:
+    """Run a declared pipeline (e.g. pipelines/monthly_scoring.yaml)."""
+    _not_available("run")
+
+
+@app.command()
+def schedule(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Run the monthly job on its schedule (embedded scheduler)."""
+    _not_available("schedule")
+
+
+@app.command()
+def demo(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Simulate a customer base and run the whole product on it."""
+    _not_available("demo")
+
+
+def main() -> None:
+    """Console-script entry point: map errors to exit codes without tracebacks."""
+    try:
+        app()
+    except InputError as exc:
+        err.print(f"[red]Error:[/red] {escape(str(exc))}")
+        sys.exit(2)
+    except NotAvailableError as exc:
+        err.print(escape(str(exc)))
+        sys.exit(1)
+    except Exception as exc:  # the last line of defence: no traceback for users
+        if os.environ.get("KLANTWAARDE_DEBUG"):
+            raise
+        err.print(f"[red]Failed:[/red] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
+                  "Set KLANTWAARDE_DEBUG=1 to see the traceback.")
+        sys.exit(1)

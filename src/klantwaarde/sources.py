@@ -1,0 +1,174 @@
+"""Open a source as Ibis tables: a folder of CSV/Parquet files, a ``.duckdb`` file or an Ibis URL.
+
+Nothing is read into Python here: each contract table becomes an Ibis table expression on the
+engine (DuckDB for folders and ``.duckdb`` files). Column names are matched case-insensitively
+and without surrounding spaces. Files and tables that are not part of the contract are ignored with
+a notice.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+
+from klantwaarde.config import SourceConfig
+from klantwaarde.contract import TABLE_NAMES
+from klantwaarde.errors import InputError
+
+_FILE_KINDS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A contract table as found in the source, columns renamed to lower case."""
+
+    name: str
+    table: ir.Table
+    origin: str  # the file, or the table in a database, it came from
+    decimal_comma: bool = False
+
+
+@dataclass
+class Source:
+    """The contract tables of one source and the notices raised while opening it."""
+
+    location: str
+    tables: dict[str, RawTable]
+    notices: list[str] = field(default_factory=list)
+
+
+def open_source(src: str, cfg: SourceConfig) -> Source:
+    """Open ``src`` (folder, ``.duckdb`` file or Ibis URL) and find the contract tables in it."""
+    if "://" in src:
+        return _open_url(src)
+    path = Path(src)
+    if not path.exists():
+        raise InputError(f"Source {src} does not exist. Pass a folder of CSV/Parquet files "
+                         "(orders.csv, customers.csv, ...), a .duckdb file or an Ibis URL.")
+    if path.is_dir():
+        return _open_folder(path, cfg)
+    if path.suffix == ".duckdb":
+        return _open_database(ibis.duckdb.connect(str(path), read_only=True), str(path))
+    raise InputError(f"Source {src} is a file, but not a .duckdb file. Pass the folder that holds "
+                     "the CSV/Parquet files, a .duckdb file or an Ibis URL.")
+
+
+def _open_url(url: str) -> Source:
+    try:
+        con = ibis.connect(url)
+    except Exception as exc:  # the backends raise their own types; all mean "cannot connect"
+        raise InputError(f"Cannot connect to {url}: {exc}") from None
+    return _open_database(con, url)
+
+
+def _open_database(con: ibis.BaseBackend, location: str) -> Source:
+    source = Source(location, {})
+    for name in sorted(con.list_tables()):
+        key = name.strip().lower()
+        if key not in TABLE_NAMES:
+            source.notices.append(f"Table '{name}' in {location} is not a contract table; ignored.")
+            continue
+        if key in source.tables:
+            raise InputError(f"Table {key} is given twice in {location}: "
+                             f"'{source.tables[key].origin}' and '{name}'. Keep one of them.")
+        source.tables[key] = RawTable(key, _normalise(con.table(name), key, name), name)
+    return source
+
+
+def _open_folder(folder: Path, cfg: SourceConfig) -> Source:
+    source = Source(str(folder), {})
+    con = ibis.duckdb.connect()
+    # Where DuckDB spills to disk under memory pressure: never the user's working directory.
+    con.raw_sql(f"SET temp_directory = '{tempfile.gettempdir()}/klantwaarde-duckdb'")
+    found: dict[str, tuple[Path, str]] = {}
+    for file in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        suffix = next((s for s in _FILE_KINDS if file.name.lower().endswith(s)), "")
+        name = file.name[: -len(suffix)].strip().lower()
+        if file.is_dir() or not suffix:
+            source.notices.append(f"{file.name}: not a CSV or Parquet file; ignored.")
+            continue
+        if name not in TABLE_NAMES:
+            source.notices.append(f"{file.name}: '{name}' is not a contract table "
+                                  f"({', '.join(TABLE_NAMES)}); ignored.")
+            continue
+        if name in found:
+            raise InputError(f"Table {name} is given twice: {found[name][0].name} and "
+                             f"{file.name}. Keep one file per table.")
+        found[name] = (file, _FILE_KINDS[suffix])
+    for name, (file, kind) in found.items():
+        if kind == "csv":
+            source.tables[name] = _read_csv(con, file, name, cfg)
+        else:
+            source.tables[name] = RawTable(name, _normalise(con.read_parquet(file), name, file.name),
+                                           file.name)
+    return source
+
+
+def _read_csv(con: ibis.BaseBackend, file: Path, name: str, cfg: SourceConfig) -> RawTable:
+    """Read a CSV as text columns; the typed view converts them, validation reports failures."""
+    options = {"header": True, "all_varchar": True, "encoding": cfg.encoding}
+    try:
+        delimiter = con.con.execute(  # type: ignore[attr-defined]
+            "SELECT Delimiter FROM sniff_csv(?, header = true, encoding = ?)",
+            [str(file), cfg.encoding],
+        ).fetchone()[0]
+        table = con.read_csv(file, **options)
+        table.limit(0).execute()  # makes DuckDB open the file now, so errors surface here
+    except Exception as exc:  # duckdb raises several types for unreadable files
+        raise InputError(_unreadable_csv(file, name, cfg, str(exc))) from None
+    if cfg.decimal_separator == "auto":
+        decimal_comma = delimiter == ";"
+    else:
+        decimal_comma = cfg.decimal_separator == ","
+    return RawTable(name, _normalise(table, name, file.name), file.name, decimal_comma)
+
+
+def _unreadable_csv(file: Path, name: str, cfg: SourceConfig, error: str) -> str:
+    if "unicode" in error.lower() or "utf" in error.lower():
+        where = _first_undecodable(file, cfg.encoding)
+        return (f"Table {name} ({file.name}) is not {cfg.encoding} encoded{where}. Fix: save the "
+                "file as UTF-8, or set `encoding: latin-1` in source.yaml of your --config folder "
+                "if it comes from a Latin-1 (Windows) export.")
+    first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    return f"Table {name} ({file.name}) cannot be read as CSV: {first}"
+
+
+def _first_undecodable(file: Path, encoding: str) -> str:
+    """Line and column of the first value that does not decode, for the error message."""
+    with file.open("rb") as fh:
+        header = fh.readline()
+        names = header.decode(encoding, errors="replace").lstrip("\ufeff").strip()
+        sep = ";" if names.count(";") > names.count(",") else ","
+        columns = [c.strip().lower() for c in names.split(sep)]
+        for number, line in enumerate(fh, start=2):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                for column, value in zip(columns, line.split(sep.encode())):
+                    try:
+                        value.decode(encoding)
+                    except UnicodeDecodeError:
+                        shown = value.decode(encoding, errors="replace").strip()
+                        return f": column {column}, line {number}, value {shown!r}"
+                return f": line {number}"
+    try:
+        header.decode(encoding)
+    except UnicodeDecodeError:
+        return ": in the header line"
+    return ""
+
+
+def _normalise(table: ir.Table, name: str, origin: str) -> ir.Table:
+    renames = {}
+    for col in table.columns:
+        key = re.sub(r"\s+", "_", col.strip().lstrip("\ufeff").lower())
+        if key in renames:
+            raise InputError(f"Table {name} ({origin}) has column {key} twice (as "
+                             f"'{renames[key]}' and '{col}'). Keep one of them.")
+        renames[key] = col
+    return table.rename(renames)

@@ -1,0 +1,48 @@
+"""Engine expressions that turn a raw column into its contract type.
+
+Values that cannot be converted become null: validation counts them (raw value present, typed value
+null) and every later step reads the typed view.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from klantwaarde.contract import Kind, TableSpec
+
+_FLAG_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
+              "y": True, "n": False, "ja": True, "nee": False, "j": True}
+
+
+def typed_column(col: ir.Column, kind: Kind, decimal_comma: bool = False) -> ir.Column:
+    """The expression that reads ``col`` as ``kind``; null where the value does not convert."""
+    dtype = col.type()
+    if kind is Kind.ID or kind is Kind.TEXT:
+        return col.cast("string").strip().nullif("")
+    if kind is Kind.DATE:
+        if dtype.is_date():
+            return col
+        if dtype.is_timestamp():
+            return col.date()
+        return col.cast("string").strip().nullif("").try_cast("date")
+    if kind in (Kind.AMOUNT, Kind.NUMBER):
+        if dtype.is_numeric():
+            return col.cast("float64")
+        text = col.cast("string").strip().nullif("")
+        if decimal_comma:
+            text = ibis.ifelse(text.contains(","), text.replace(".", "").replace(",", "."), text)
+        return text.try_cast("float64")
+    if kind is Kind.FLAG:
+        if dtype.is_boolean():
+            return col
+        return col.cast("string").strip().lower().substitute(_FLAG_TEXT, else_=ibis.null("boolean"))
+    raise ValueError(f"unknown kind {kind}")
+
+
+def typed_table(raw: ir.Table, spec: TableSpec, decimal_comma: bool = False) -> ir.Table:
+    """The raw table with every contract column converted; other columns pass through."""
+    return raw.mutate(**{
+        c.name: typed_column(raw[c.name], c.kind, decimal_comma)
+        for c in spec.columns if c.name in raw.columns
+    })

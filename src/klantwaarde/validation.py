@@ -1,0 +1,295 @@
+"""Check a source against the data contract, inside the engine.
+
+Each contract table compiles to a pandera (Ibis backend) schema whose checks are aggregate
+expressions, so DuckDB or any other Ibis engine evaluates them and no table is loaded into pandas.
+Only the counts and the few example rows of a failed check travel to Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+import pandera.ibis as pa
+
+from klantwaarde.config import Config
+from klantwaarde.contract import TABLES, ColumnSpec, Kind, TableSpec
+from klantwaarde.sources import RawTable, Source
+from klantwaarde.typed import typed_column
+
+_KIND_FIX = {
+    Kind.DATE: ("are not ISO dates (YYYY-MM-DD)",
+                "export dates as YYYY-MM-DD (e.g. 2024-03-31), one format for the whole column"),
+    Kind.AMOUNT: ("are not numbers", "export plain numbers such as 1234.50 (no currency signs or "
+                  "text); a ;-separated file may use a decimal comma: 1234,50"),
+    Kind.NUMBER: ("are not numbers", "export plain numbers such as 12 or 2.5"),
+    Kind.FLAG: ("are not yes/no values", "use true/false, 1/0, yes/no or ja/nee"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation of the contract: where, how many rows, what is wrong and how to fix it."""
+
+    table: str
+    column: str | None
+    problem: str
+    fix: str
+    rows: int | None = None
+    examples: str = ""  # a few offending rows, formatted as a small table
+
+    @property
+    def where(self) -> str:
+        return f"{self.table}.{self.column}" if self.column else self.table
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What was found in one contract table."""
+
+    spec: TableSpec
+    origin: str
+    rows: int
+    customers: int | None
+    first_date: dt.date | None
+    last_date: dt.date | None
+    absent_columns: tuple[ColumnSpec, ...]
+    extra_columns: tuple[str, ...]
+    protected_columns: tuple[str, ...]
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating a source."""
+
+    location: str
+    summaries: list[TableSummary] = field(default_factory=list)
+    absent_tables: list[TableSpec] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
+    horizon: tuple[dt.date, dt.date] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A row-level check: ``bad`` marks the offending rows of the raw table."""
+
+    column: str
+    name: str
+    bad: Callable[[ir.Table], ir.BooleanColumn]
+    problem: str
+    fix: str
+
+
+def validate_source(source: Source, config: Config,
+                    step: Callable[[str], None] = lambda _: None) -> ValidationReport:
+    """Validate every contract table of ``source``; ``step`` is told what runs (progress)."""
+    report = ValidationReport(source.location, notices=list(source.notices))
+    present = [spec for spec in TABLES if spec.name in source.tables]
+    report.absent_tables = [spec for spec in TABLES if spec.name not in source.tables]
+    if "orders" not in source.tables:
+        report.errors.append(Finding("orders", None, "the required table is missing",
+                                     "add orders.csv or orders.parquet (one row per order line, "
+                                     "with customer_id, order_date and gross_amount)"))
+        return report
+
+    checkable: list[TableSpec] = []
+    for spec in present:
+        step(f"summarising {spec.name}")
+        raw = source.tables[spec.name]
+        missing = [c for c in spec.required_columns if c.name not in raw.table.columns]
+        report.errors.extend(_missing_column(spec, raw, c) for c in missing)
+        summary = _summarise(raw, spec, config)
+        report.summaries.append(summary)
+        if summary.rows == 0:
+            report.errors.append(Finding(spec.name, None, f"{raw.origin} has no rows",
+                                         "export the table with its rows, or leave the file out "
+                                         "if the table is optional"))
+        elif not missing:
+            checkable.append(spec)
+
+    step("finding the data's horizon")
+    report.horizon = _horizon(source, checkable, config.contract.isolated_date_gap_days)
+    customers = _typed_ids(source, "customers", "customer_id", checkable)
+    products = _typed_ids(source, "products", "product_id", checkable)
+    for spec in checkable:
+        step(f"checking {spec.name}")
+        raw = source.tables[spec.name]
+        rules = list(_rules(spec, raw, report.horizon, config.contract.isolated_date_gap_days,
+                            customers, products))
+        report.errors.extend(_run_schema(spec, raw, rules, config.contract.example_rows))
+    return report
+
+
+def _summarise(raw: RawTable, spec: TableSpec, config: Config) -> TableSummary:
+    table = raw.table
+    metrics = {"rows": table.count()}
+    if "customer_id" in table.columns:
+        metrics["customers"] = typed_column(table.customer_id, Kind.ID).nunique()
+    if spec.event_date and spec.event_date in table.columns:
+        date = typed_column(table[spec.event_date], Kind.DATE)
+        metrics |= {"first": date.min(), "last": date.max()}
+    values = table.aggregate(**metrics).to_pyarrow().to_pylist()[0]
+    known = set(spec.column_names)
+    protected = {p.lower() for p in config.contract.protected_attributes}
+    extra = tuple(c for c in table.columns if c not in known)
+    return TableSummary(
+        spec, raw.origin, values["rows"], values.get("customers"), values.get("first"),
+        values.get("last"),
+        absent_columns=tuple(c for c in spec.optional_columns if c.name not in table.columns),
+        extra_columns=tuple(c for c in extra if c not in protected),
+        protected_columns=tuple(c for c in extra if c in protected),
+    )
+
+
+def _missing_column(spec: TableSpec, raw: RawTable, col: ColumnSpec) -> Finding:
+    close = difflib.get_close_matches(col.name, raw.table.columns, n=1, cutoff=0.6)
+    hint = f"rename column '{close[0]}' to '{col.name}'" if close else f"add column '{col.name}'"
+    return Finding(spec.name, col.name, f"required column is missing from {raw.origin} (columns "
+                   f"found: {', '.join(raw.table.columns) or 'none'})", hint)
+
+
+def _horizon(source: Source, specs: list[TableSpec], gap_days: int) -> tuple[dt.date, dt.date] | None:
+    """The span of the data's body: months with activity, split where a gap exceeds ``gap_days``.
+
+    The cluster of months holding most events is the body; dates outside it by more than the gap
+    are typing errors (2099 for 2009, 1900 defaults), not history.
+    """
+    counts: dict[dt.date, int] = {}
+    for spec in specs:
+        if not spec.event_date:
+            continue
+        raw = source.tables[spec.name]
+        date = typed_column(raw.table[spec.event_date], Kind.DATE)
+        month = raw.table.select(month=date.truncate("M")).filter(ibis._.month.notnull())
+        for row in month.group_by("month").agg(n=ibis._.count()).to_pyarrow().to_pylist():
+            counts[row["month"]] = counts.get(row["month"], 0) + row["n"]
+    if not counts:
+        return None
+    clusters: list[list[dt.date]] = []
+    for month in sorted(counts):
+        if clusters and (month - clusters[-1][-1]).days <= gap_days:
+            clusters[-1].append(month)
+        else:
+            clusters.append([month])
+    body = max(clusters, key=lambda months: sum(counts[m] for m in months))
+    last = body[-1]
+    month_end = (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    return body[0], month_end
+
+
+def _typed_ids(source: Source, table: str, column: str,
+               checkable: list[TableSpec]) -> ir.Column | None:
+    if table not in {s.name for s in checkable}:
+        return None
+    raw = source.tables[table].table
+    return typed_column(raw[column], Kind.ID)
+
+
+def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | None, gap_days: int,
+           customers: ir.Column | None, products: ir.Column | None) -> Iterator[_Rule]:
+    columns = [c for c in spec.columns if c.name in raw.table.columns]
+    for col in columns:
+        name = col.name
+
+        def text(t: ir.Table, name: str = name) -> ir.Column:
+            return typed_column(t[name], Kind.TEXT)
+
+        def typed(t: ir.Table, col: ColumnSpec = col) -> ir.Column:
+            return typed_column(t[col.name], col.kind, raw.decimal_comma)
+
+        if col.required:
+            yield _Rule(name, "not_null", lambda t, text=text: text(t).isnull(),
+                        "rows have no value in this required column",
+                        "fill it in for every row, or drop those rows in the export")
+        if col.kind in _KIND_FIX and _needs_conversion(raw.table[name], col.kind):
+            problem, fix = _KIND_FIX[col.kind]
+            yield _Rule(name, "convertible",
+                        lambda t, text=text, typed=typed: text(t).notnull() & typed(t).isnull(),
+                        f"rows {problem}", fix)
+        if col.kind is Kind.DATE and horizon is not None:
+            late = horizon[1] + dt.timedelta(days=gap_days)
+            early = horizon[0] - dt.timedelta(days=gap_days)
+            if name == spec.event_date:
+                yield _Rule(name, "within_horizon",
+                            lambda t, typed=typed: (typed(t) > late) | (typed(t) < early),
+                            f"rows lie far outside the data's horizon ({horizon[0]} to "
+                            f"{horizon[1]}): more than {gap_days} days beyond the other dates",
+                            "correct the dates (a typing error such as 2099 for 2019, or a "
+                            "placeholder such as 1900-01-01), or drop those rows")
+            else:
+                yield _Rule(name, "within_horizon", lambda t, typed=typed: typed(t) > late,
+                            f"rows lie more than {gap_days} days after the data's horizon "
+                            f"({horizon[1]})", "correct the dates or leave them empty")
+    refs = [("customer_id", customers, "customers"), ("product_id", products, "products")]
+    for column, ids, target in refs:
+        if ids is None or column not in raw.table.columns or spec.name == target:
+            continue
+        yield _Rule(column, "known_" + column,
+                    lambda t, column=column, ids=ids: typed_column(t[column], Kind.ID).notin(ids),
+                    f"rows refer to a {column} that the {target} table lacks",
+                    f"add those ids to {target}, or export {spec.name} and {target} from the same "
+                    "moment so they match")
+
+
+def _needs_conversion(col: ir.Column, kind: Kind) -> bool:
+    dtype = col.type()
+    native = {Kind.DATE: dtype.is_date() or dtype.is_timestamp(),
+              Kind.AMOUNT: dtype.is_numeric(), Kind.NUMBER: dtype.is_numeric(),
+              Kind.FLAG: dtype.is_boolean()}
+    return not native[kind]
+
+
+def _run_schema(spec: TableSpec, raw: RawTable, rules: list[_Rule], n_examples: int) -> list[Finding]:
+    """Run the table's pandera schema; turn each failed check into a finding with examples."""
+    by_check = {f"{r.column}:{r.name}": r for r in rules}
+    columns = {
+        col.name: pa.Column(
+            None, required=col.required, nullable=True, name=col.name,
+            checks=[pa.Check(lambda d, r=r: ~r.bad(d.table).any(), name=f"{r.column}:{r.name}")
+                    for r in rules if r.column == col.name],
+        )
+        for col in spec.columns if col.name in raw.table.columns
+    }
+    key = spec.key if spec.key in raw.table.columns else None
+    schema = pa.DataFrameSchema(columns, name=spec.name, unique=[key] if key else None)
+    try:
+        schema.validate(raw.table, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        failed = exc.schema_errors
+    else:
+        return []
+    findings = []
+    for error in failed:
+        check = getattr(error.check, "name", error.check)
+        if check in by_check:
+            rule = by_check[check]
+            bad = raw.table.filter(rule.bad(raw.table))
+            findings.append(_finding(spec.name, rule.column, rule.problem, rule.fix, bad,
+                                     n_examples))
+        elif check == "multiple_fields_uniqueness" and key:
+            ids = typed_column(raw.table[key], Kind.ID)
+            dup = raw.table.filter(ids.count().over(group_by=ids) > 1).order_by(ids)
+            findings.append(_finding(spec.name, key, f"rows share a {key} with another row; "
+                                     f"{key} must be unique in {spec.name}",
+                                     f"keep one row per {key} (merge or drop the duplicates)",
+                                     dup, n_examples))
+        else:  # pandera's own checks, e.g. a check that could not run on this engine
+            findings.append(Finding(spec.name, getattr(error.schema, "name", None),
+                                    str(error).splitlines()[0], "see the message above"))
+    return findings
+
+
+def _finding(table: str, column: str, problem: str, fix: str, bad: ir.Table,
+             n_examples: int) -> Finding:
+    rows = bad.count().to_pyarrow().as_py()
+    examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40)
+    return Finding(table, column, f"{rows} {problem}", fix, rows, examples)
