@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,16 +32,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: long messages stay on one line in logs and pipes instead of breaking at 80 columns.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", help="Folder of YAML configuration files (or one such file); "
                  "keys it leaves out keep the shipped defaults."),
 ]
 SourceOption = Annotated[
-    str, typer.Option("--source", help="Folder of CSV/Parquet files, a .duckdb file or an Ibis URL.")
+    str,
+    typer.Option("--source", help="Folder of CSV/Parquet files, a .duckdb file or an Ibis URL."),
 ]
 AsOfOption = Annotated[
     dt.datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD.")
@@ -146,7 +148,7 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
 @app.command()
 def promote(ctx: typer.Context, target: Annotated[Target, typer.Option(help="Which model.")],
-            version: Annotated[Optional[int], typer.Option(help="Model version (default: the "
+            version: Annotated[int | None, typer.Option(help="Model version (default: the "
                                                            "challenger).")] = None,
             config: ConfigOption = None) -> None:
     """Move the champion alias of a registered model."""
@@ -186,7 +188,7 @@ def report(ctx: typer.Context, as_of: AsOfOption,
 @app.command()
 def run(ctx: typer.Context,
         pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
-        as_of: Annotated[Optional[dt.datetime], typer.Option(
+        as_of: Annotated[dt.datetime | None, typer.Option(
             "--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD.")] = None,
         config: ConfigOption = None) -> None:
     """Run a declared pipeline (e.g. pipelines/monthly_scoring.yaml)."""

@@ -99,7 +99,8 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of keys to values, got {type(data).__name__}.")
+        raise ConfigError(f"{file}: expected a mapping of keys to values, "
+                          f"got {type(data).__name__}.")
     return data
 
 

@@ -13,7 +13,8 @@ def print_validation(report: ValidationReport, console: Console) -> None:
     """Per table: rows, customers, date range; then what is absent, notices and errors."""
     overview = Table(title=f"Source {escape(report.location)}", title_justify="left")
     for heading in ("table", "from", "rows", "customers", "first date", "last date"):
-        overview.add_column(heading, justify="right" if heading in ("rows", "customers") else "left")
+        numeric = heading in ("rows", "customers")
+        overview.add_column(heading, justify="right" if numeric else "left")
     for s in report.summaries:
         overview.add_row(s.spec.name, escape(s.origin), f"{s.rows:,}",
                          "" if s.customers is None else f"{s.customers:,}",
@@ -22,7 +23,7 @@ def print_validation(report: ValidationReport, console: Console) -> None:
     if report.horizon:
         console.print(f"Data horizon: {report.horizon[0]} to {report.horizon[1]}")
 
-    absent = [f"table {t.name} — switches off {t.enables}" for t in report.absent_tables if t.enables]
+    absent = [f"table {t.name} — switches off {t.enables}" for t in report.absent_tables]
     for s in report.summaries:
         absent += [f"{s.spec.name}.{c.name} — switches off {c.enables}" for c in s.absent_columns]
     if absent:

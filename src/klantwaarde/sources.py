@@ -8,6 +8,8 @@ a notice.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -104,13 +106,26 @@ def _open_folder(folder: Path, cfg: SourceConfig) -> Source:
         if kind == "csv":
             source.tables[name] = _read_csv(con, file, name, cfg)
         else:
-            source.tables[name] = RawTable(name, _normalise(con.read_parquet(file), name, file.name),
-                                           file.name)
+            source.tables[name] = _read_parquet(con, file, name)
     return source
+
+
+def _read_parquet(con: ibis.BaseBackend, file: Path, name: str) -> RawTable:
+    try:
+        table = con.read_parquet(file)
+    except Exception as exc:  # duckdb raises several types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+        raise InputError(f"Table {name} ({file.name}) cannot be read as Parquet: {first}. Fix: "
+                         "export it again, or as CSV.") from None
+    return RawTable(name, _normalise(table, name, file.name), file.name)
 
 
 def _read_csv(con: ibis.BaseBackend, file: Path, name: str, cfg: SourceConfig) -> RawTable:
     """Read a CSV as text columns; the typed view converts them, validation reports failures."""
+    if file.stat().st_size == 0:
+        raise InputError(f"Table {name} ({file.name}) is empty: no header and no rows. Export the "
+                         "table with its header and rows, or leave the file out if the table is "
+                         "optional.")
     options = {"header": True, "all_varchar": True, "encoding": cfg.encoding}
     try:
         delimiter = con.con.execute(  # type: ignore[attr-defined]
@@ -121,11 +136,20 @@ def _read_csv(con: ibis.BaseBackend, file: Path, name: str, cfg: SourceConfig) -
         table.limit(0).execute()  # makes DuckDB open the file now, so errors surface here
     except Exception as exc:  # duckdb raises several types for unreadable files
         raise InputError(_unreadable_csv(file, name, cfg, str(exc))) from None
+    _check_header(file, name, delimiter, cfg.encoding)
     if cfg.decimal_separator == "auto":
         decimal_comma = delimiter == ";"
     else:
         decimal_comma = cfg.decimal_separator == ","
     return RawTable(name, _normalise(table, name, file.name), file.name, decimal_comma)
+
+
+def _check_header(file: Path, name: str, delimiter: str, encoding: str) -> None:
+    """DuckDB renames repeated column names silently; a repeated name is an error here."""
+    opener = gzip.open if file.name.lower().endswith(".gz") else open
+    with opener(file, "rt", encoding=encoding, newline="") as fh:
+        header = next(csv.reader(fh, delimiter=delimiter), [])
+    _column_names(header, name, file.name)
 
 
 def _unreadable_csv(file: Path, name: str, cfg: SourceConfig, error: str) -> str:
@@ -149,7 +173,7 @@ def _first_undecodable(file: Path, encoding: str) -> str:
             try:
                 line.decode(encoding)
             except UnicodeDecodeError:
-                for column, value in zip(columns, line.split(sep.encode())):
+                for column, value in zip(columns, line.split(sep.encode()), strict=False):
                     try:
                         value.decode(encoding)
                     except UnicodeDecodeError:
@@ -164,11 +188,16 @@ def _first_undecodable(file: Path, encoding: str) -> str:
 
 
 def _normalise(table: ir.Table, name: str, origin: str) -> ir.Table:
-    renames = {}
-    for col in table.columns:
+    return table.rename(_column_names(table.columns, name, origin))
+
+
+def _column_names(columns: list[str] | tuple[str, ...], name: str, origin: str) -> dict[str, str]:
+    """Contract name (lower case, spaces as underscores) → name in the source; no repeats."""
+    renames: dict[str, str] = {}
+    for col in columns:
         key = re.sub(r"\s+", "_", col.strip().lstrip("\ufeff").lower())
         if key in renames:
             raise InputError(f"Table {name} ({origin}) has column {key} twice (as "
                              f"'{renames[key]}' and '{col}'). Keep one of them.")
         renames[key] = col
-    return table.rename(renames)
+    return renames

@@ -22,12 +22,12 @@ from klantwaarde.sources import RawTable, Source
 from klantwaarde.typed import typed_column
 
 _KIND_FIX = {
-    Kind.DATE: ("are not ISO dates (YYYY-MM-DD)",
+    Kind.DATE: ("not an ISO date (YYYY-MM-DD)",
                 "export dates as YYYY-MM-DD (e.g. 2024-03-31), one format for the whole column"),
-    Kind.AMOUNT: ("are not numbers", "export plain numbers such as 1234.50 (no currency signs or "
+    Kind.AMOUNT: ("not a number", "export plain numbers such as 1234.50 (no currency signs or "
                   "text); a ;-separated file may use a decimal comma: 1234,50"),
-    Kind.NUMBER: ("are not numbers", "export plain numbers such as 12 or 2.5"),
-    Kind.FLAG: ("are not yes/no values", "use true/false, 1/0, yes/no or ja/nee"),
+    Kind.NUMBER: ("not a number", "export plain numbers such as 12 or 2.5"),
+    Kind.FLAG: ("not a yes/no value", "use true/false, 1/0, yes/no or ja/nee"),
 }
 
 
@@ -157,7 +157,8 @@ def _missing_column(spec: TableSpec, raw: RawTable, col: ColumnSpec) -> Finding:
                    f"found: {', '.join(raw.table.columns) or 'none'})", hint)
 
 
-def _horizon(source: Source, specs: list[TableSpec], gap_days: int) -> tuple[dt.date, dt.date] | None:
+def _horizon(source: Source, specs: list[TableSpec],
+             gap_days: int) -> tuple[dt.date, dt.date] | None:
     """The span of the data's body: months with activity, split where a gap exceeds ``gap_days``.
 
     The cluster of months holding most events is the body; dates outside it by more than the gap
@@ -196,48 +197,46 @@ def _typed_ids(source: Source, table: str, column: str,
 
 def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | None, gap_days: int,
            customers: ir.Column | None, products: ir.Column | None) -> Iterator[_Rule]:
-    columns = [c for c in spec.columns if c.name in raw.table.columns]
-    for col in columns:
-        name = col.name
-
-        def text(t: ir.Table, name: str = name) -> ir.Column:
-            return typed_column(t[name], Kind.TEXT)
-
-        def typed(t: ir.Table, col: ColumnSpec = col) -> ir.Column:
-            return typed_column(t[col.name], col.kind, raw.decimal_comma)
-
+    for col in (c for c in spec.columns if c.name in raw.table.columns):
+        text = _as(col.name, Kind.TEXT)
+        typed = _as(col.name, col.kind, raw.decimal_comma)
         if col.required:
-            yield _Rule(name, "not_null", lambda t, text=text: text(t).isnull(),
-                        "rows have no value in this required column",
+            yield _Rule(col.name, "not_null", lambda t, v=text: v(t).isnull(),
+                        "no value in this required column",
                         "fill it in for every row, or drop those rows in the export")
-        if col.kind in _KIND_FIX and _needs_conversion(raw.table[name], col.kind):
+        if col.kind in _KIND_FIX and _needs_conversion(raw.table[col.name], col.kind):
             problem, fix = _KIND_FIX[col.kind]
-            yield _Rule(name, "convertible",
-                        lambda t, text=text, typed=typed: text(t).notnull() & typed(t).isnull(),
-                        f"rows {problem}", fix)
+            yield _Rule(col.name, "convertible",
+                        lambda t, v=text, w=typed: v(t).notnull() & w(t).isnull(), problem, fix)
         if col.kind is Kind.DATE and horizon is not None:
-            late = horizon[1] + dt.timedelta(days=gap_days)
-            early = horizon[0] - dt.timedelta(days=gap_days)
-            if name == spec.event_date:
-                yield _Rule(name, "within_horizon",
-                            lambda t, typed=typed: (typed(t) > late) | (typed(t) < early),
-                            f"rows lie far outside the data's horizon ({horizon[0]} to "
-                            f"{horizon[1]}): more than {gap_days} days beyond the other dates",
+            first, last = horizon
+            late = last + dt.timedelta(days=gap_days)
+            if col.name == spec.event_date:
+                early = first - dt.timedelta(days=gap_days)
+                yield _Rule(col.name, "within_horizon",
+                            lambda t, w=typed, lo=early, hi=late: (w(t) < lo) | (w(t) > hi),
+                            f"far outside the data's horizon ({first} to {last}): more than "
+                            f"{gap_days} days beyond the other dates",
                             "correct the dates (a typing error such as 2099 for 2019, or a "
                             "placeholder such as 1900-01-01), or drop those rows")
             else:
-                yield _Rule(name, "within_horizon", lambda t, typed=typed: typed(t) > late,
-                            f"rows lie more than {gap_days} days after the data's horizon "
-                            f"({horizon[1]})", "correct the dates or leave them empty")
-    refs = [("customer_id", customers, "customers"), ("product_id", products, "products")]
-    for column, ids, target in refs:
+                yield _Rule(col.name, "within_horizon", lambda t, w=typed, hi=late: w(t) > hi,
+                            f"more than {gap_days} days after the data's horizon ({last})",
+                            "correct the dates or leave them empty")
+    for column, ids, target in (("customer_id", customers, "customers"),
+                                ("product_id", products, "products")):
         if ids is None or column not in raw.table.columns or spec.name == target:
             continue
-        yield _Rule(column, "known_" + column,
-                    lambda t, column=column, ids=ids: typed_column(t[column], Kind.ID).notin(ids),
-                    f"rows refer to a {column} that the {target} table lacks",
+        ids_of = _as(column, Kind.ID)
+        yield _Rule(column, "known_" + column, lambda t, v=ids_of, known=ids: v(t).notin(known),
+                    f"a {column} that the {target} table lacks",
                     f"add those ids to {target}, or export {spec.name} and {target} from the same "
                     "moment so they match")
+
+
+def _as(name: str, kind: Kind, decimal_comma: bool = False) -> Callable[[ir.Table], ir.Column]:
+    """A function giving column ``name`` of a table converted to ``kind``."""
+    return lambda t: typed_column(t[name], kind, decimal_comma)
 
 
 def _needs_conversion(col: ir.Column, kind: Kind) -> bool:
@@ -248,7 +247,8 @@ def _needs_conversion(col: ir.Column, kind: Kind) -> bool:
     return not native[kind]
 
 
-def _run_schema(spec: TableSpec, raw: RawTable, rules: list[_Rule], n_examples: int) -> list[Finding]:
+def _run_schema(spec: TableSpec, raw: RawTable, rules: list[_Rule],
+                n_examples: int) -> list[Finding]:
     """Run the table's pandera schema; turn each failed check into a finding with examples."""
     by_check = {f"{r.column}:{r.name}": r for r in rules}
     columns = {
@@ -278,7 +278,7 @@ def _run_schema(spec: TableSpec, raw: RawTable, rules: list[_Rule], n_examples: 
         elif check == "multiple_fields_uniqueness" and key:
             ids = typed_column(raw.table[key], Kind.ID)
             dup = raw.table.filter(ids.count().over(group_by=ids) > 1).order_by(ids)
-            findings.append(_finding(spec.name, key, f"rows share a {key} with another row; "
+            findings.append(_finding(spec.name, key, f"a {key} that another row has too; "
                                      f"{key} must be unique in {spec.name}",
                                      f"keep one row per {key} (merge or drop the duplicates)",
                                      dup, n_examples))
@@ -292,4 +292,5 @@ def _finding(table: str, column: str, problem: str, fix: str, bad: ir.Table,
              n_examples: int) -> Finding:
     rows = bad.count().to_pyarrow().as_py()
     examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40)
-    return Finding(table, column, f"{rows} {problem}", fix, rows, examples)
+    count = "1 row" if rows == 1 else f"{rows:,} rows"
+    return Finding(table, column, f"{count}: {problem}", fix, rows, examples)

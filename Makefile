@@ -1,0 +1,38 @@
+# klantwaarde — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help demo test test-all lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "klantwaarde needs Python 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+demo: $(STAMP) ## Create .venv, install, and validate the example export with the embedded DuckDB engine
+	$(BIN)/klantwaarde validate --source tests/data/example
+
+test: $(STAMP) ## Create .venv, install, and run the test suite (slow suites excluded)
+	$(BIN)/python -m pytest -m "not slow" -n 2
+
+test-all: $(STAMP) ## Run every test, the slow suites included
+	$(BIN)/python -m pytest -n 2
+
+lint: $(STAMP) ## Check the code style with ruff
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/data/)
+	$(BIN)/python benchmarks/validate.py
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,57 @@
+"""Sources other than a folder: a .duckdb file and an Ibis URL, opened read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import EXAMPLE, run_cli, snapshot
+
+
+@pytest.fixture
+def duckdb_file(tmp_path: Path) -> Path:
+    path = tmp_path / "export.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for csv in sorted(EXAMPLE.glob("*.csv")):
+            con.execute(f"CREATE TABLE {csv.stem} AS SELECT * FROM read_csv(?)", [str(csv)])
+        con.execute("CREATE TABLE staff AS SELECT 1 AS id")
+    return path
+
+
+def test_duckdb_file_is_validated_read_only(duckdb_file: Path, workdir: Path) -> None:
+    before = snapshot(duckdb_file.parent)
+    result = run_cli("validate", "--source", str(duckdb_file), cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid" in result.stdout
+    assert "Table 'staff'" in result.stdout and "not a contract table" in result.stdout
+    assert snapshot(duckdb_file.parent) == before
+
+
+def test_ibis_url_source(duckdb_file: Path) -> None:
+    result = run_cli("validate", "--source", f"duckdb://{duckdb_file}?read_only=True")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "130" in result.stdout
+
+
+def test_bad_rows_in_a_database_are_reported(duckdb_file: Path) -> None:
+    with duckdb.connect(str(duckdb_file)) as con:
+        con.execute("INSERT INTO orders (customer_id, order_date, gross_amount) "
+                    "VALUES (NULL, DATE '2024-02-01', 5)")
+    result = run_cli("validate", "--source", str(duckdb_file))
+    assert result.returncode == 2
+    assert "orders.customer_id: 1 row: no value in this required column" in result.stdout
+
+
+@pytest.mark.parametrize("src, message", [
+    ("does/not/exist", "does not exist"),
+    (str(EXAMPLE / "orders.csv"), "not a .duckdb file"),
+    ("nosuchbackend://x", "Cannot connect"),
+])
+def test_unusable_sources_exit_2(src: str, message: str, workdir: Path) -> None:
+    result = run_cli("validate", "--source", src, cwd=workdir)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(workdir.iterdir())
