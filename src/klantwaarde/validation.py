@@ -192,7 +192,8 @@ def _typed_ids(source: Source, table: str, column: str,
     if table not in {s.name for s in checkable}:
         return None
     raw = source.tables[table].table
-    return typed_column(raw[column], Kind.ID)
+    ids = raw.select(id=typed_column(raw[column], Kind.ID))
+    return ids.filter(ids.id.notnull()).id  # NOT IN over a null would hide every unknown id
 
 
 def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | None, gap_days: int,
@@ -291,6 +292,6 @@ def _run_schema(spec: TableSpec, raw: RawTable, rules: list[_Rule],
 def _finding(table: str, column: str, problem: str, fix: str, bad: ir.Table,
              n_examples: int) -> Finding:
     rows = bad.count().to_pyarrow().as_py()
-    examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40)
+    examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40, na_rep="")
     count = "1 row" if rows == 1 else f"{rows:,} rows"
     return Finding(table, column, f"{count}: {problem}", fix, rows, examples)
