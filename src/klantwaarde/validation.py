@@ -1,8 +1,9 @@
 """Check a source against the data contract, inside the engine.
 
-Each contract table compiles to a pandera (Ibis backend) schema whose checks are aggregate
-expressions, so DuckDB or any other Ibis engine evaluates them and no table is loaded into pandas.
-Only the counts and the few example rows of a failed check travel to Python.
+Each contract table compiles to row rules (an engine expression marking the offending rows) that
+are counted in one aggregate pass per table; uniqueness of keys is checked with pandera's Ibis
+backend. DuckDB, or any other Ibis engine, does the work: no table is loaded into pandas, only
+the counts and the few example rows of a failed rule travel to Python.
 """
 
 from __future__ import annotations
@@ -103,33 +104,47 @@ def validate_source(source: Source, config: Config,
 
     checkable: list[TableSpec] = []
     for spec in present:
-        step(f"summarising {spec.name}")
         raw = source.tables[spec.name]
         missing = [c for c in spec.required_columns if c.name not in raw.table.columns]
         report.errors.extend(_missing_column(spec, raw, c) for c in missing)
-        summary = _summarise(raw, spec, config)
+        if not missing:
+            checkable.append(spec)
+
+    step("finding the data's horizon")
+    gap = config.contract.isolated_date_gap_days
+    report.horizon = _horizon(source, checkable, gap)
+    customers = _typed_ids(source, "customers", "customer_id", checkable)
+    products = _typed_ids(source, "products", "product_id", checkable)
+    for spec in present:
+        step(f"checking {spec.name}")
+        raw = source.tables[spec.name]
+        rules = (list(_rules(spec, raw, report.horizon, gap, customers, products))
+                 if spec in checkable else [])
+        summary, counts = _scan(raw, spec, rules, config)
         report.summaries.append(summary)
         if summary.rows == 0:
             report.errors.append(Finding(spec.name, None, f"{raw.origin} has no rows",
                                          "export the table with its rows, or leave the file out "
                                          "if the table is optional"))
-        elif not missing:
-            checkable.append(spec)
-
-    step("finding the data's horizon")
-    report.horizon = _horizon(source, checkable, config.contract.isolated_date_gap_days)
-    customers = _typed_ids(source, "customers", "customer_id", checkable)
-    products = _typed_ids(source, "products", "product_id", checkable)
-    for spec in checkable:
-        step(f"checking {spec.name}")
-        raw = source.tables[spec.name]
-        rules = list(_rules(spec, raw, report.horizon, config.contract.isolated_date_gap_days,
-                            customers, products))
-        report.errors.extend(_run_schema(spec, raw, rules, config.contract.example_rows))
+            continue
+        n = config.contract.example_rows
+        report.errors.extend(
+            _finding(spec.name, rule.column, rule.problem, rule.fix,
+                     raw.table.filter(rule.bad(raw.table)), count, n)
+            for rule, count in zip(rules, counts, strict=True) if count
+        )
+        if spec in checkable and spec.key in raw.table.columns:
+            report.errors.extend(_unique_key(spec, raw, n))
     return report
 
 
-def _summarise(raw: RawTable, spec: TableSpec, config: Config) -> TableSummary:
+def _scan(raw: RawTable, spec: TableSpec, rules: list[_Rule],
+          config: Config) -> tuple[TableSummary, list[int]]:
+    """One aggregate over the table: its figures and the number of rows each rule rejects.
+
+    A single pass keeps validation close to the cost of reading the table once, where one query
+    per check would read (and for CSV, parse) it again for every check.
+    """
     table = raw.table
     metrics = {"rows": table.count()}
     if "customer_id" in table.columns:
@@ -137,17 +152,37 @@ def _summarise(raw: RawTable, spec: TableSpec, config: Config) -> TableSummary:
     if spec.event_date and spec.event_date in table.columns:
         date = typed_column(table[spec.event_date], Kind.DATE)
         metrics |= {"first": date.min(), "last": date.max()}
+    metrics |= {f"rule_{i}": rule.bad(table).cast("int64").sum() for i, rule in enumerate(rules)}
     values = table.aggregate(**metrics).to_pyarrow().to_pylist()[0]
     known = set(spec.column_names)
     protected = {p.lower() for p in config.contract.protected_attributes}
     extra = tuple(c for c in table.columns if c not in known)
-    return TableSummary(
+    summary = TableSummary(
         spec, raw.origin, values["rows"], values.get("customers"), values.get("first"),
         values.get("last"),
         absent_columns=tuple(c for c in spec.optional_columns if c.name not in table.columns),
         extra_columns=tuple(c for c in extra if c not in protected),
         protected_columns=tuple(c for c in extra if c in protected),
     )
+    return summary, [values[f"rule_{i}"] or 0 for i in range(len(rules))]
+
+
+def _unique_key(spec: TableSpec, raw: RawTable, n_examples: int) -> list[Finding]:
+    """Uniqueness of the table's key (as the later steps read it: trimmed text), with pandera."""
+    key = spec.key
+    ids = typed_column(raw.table[key], Kind.ID)
+    schema = pa.DataFrameSchema({key: pa.Column(None, nullable=True)}, name=spec.name,
+                                unique=[key])
+    try:
+        schema.validate(raw.table.select(**{key: ids}), lazy=True)
+    except pa.errors.SchemaErrors:
+        dup = raw.table.filter(ids.count().over(group_by=ids) > 1)
+        count = dup.count().to_pyarrow().as_py()
+        return [_finding(spec.name, key, f"a {key} that another row has too; {key} must be "
+                         f"unique in {spec.name}", f"keep one row per {key} (merge or drop the "
+                         "duplicates)", dup.order_by(typed_column(dup[key], Kind.ID)), count,
+                         n_examples)]
+    return []
 
 
 def _missing_column(spec: TableSpec, raw: RawTable, col: ColumnSpec) -> Finding:
@@ -202,7 +237,8 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
         text = _as(col.name, Kind.TEXT)
         typed = _as(col.name, col.kind, raw.decimal_comma)
         if col.required:
-            yield _Rule(col.name, "not_null", lambda t, v=text: v(t).isnull(),
+            empty = text if raw.table[col.name].type().is_string() else _raw(col.name)
+            yield _Rule(col.name, "not_null", lambda t, v=empty: v(t).isnull(),
                         "no value in this required column",
                         "fill it in for every row, or drop those rows in the export")
         if col.kind in _KIND_FIX and _needs_conversion(raw.table[col.name], col.kind):
@@ -235,6 +271,10 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
                     "moment so they match")
 
 
+def _raw(name: str) -> Callable[[ir.Table], ir.Column]:
+    return lambda t: t[name]
+
+
 def _as(name: str, kind: Kind, decimal_comma: bool = False) -> Callable[[ir.Table], ir.Column]:
     """A function giving column ``name`` of a table converted to ``kind``."""
     return lambda t: typed_column(t[name], kind, decimal_comma)
@@ -248,50 +288,9 @@ def _needs_conversion(col: ir.Column, kind: Kind) -> bool:
     return not native[kind]
 
 
-def _run_schema(spec: TableSpec, raw: RawTable, rules: list[_Rule],
-                n_examples: int) -> list[Finding]:
-    """Run the table's pandera schema; turn each failed check into a finding with examples."""
-    by_check = {f"{r.column}:{r.name}": r for r in rules}
-    columns = {
-        col.name: pa.Column(
-            None, required=col.required, nullable=True, name=col.name,
-            checks=[pa.Check(lambda d, r=r: ~r.bad(d.table).any(), name=f"{r.column}:{r.name}")
-                    for r in rules if r.column == col.name],
-        )
-        for col in spec.columns if col.name in raw.table.columns
-    }
-    key = spec.key if spec.key in raw.table.columns else None
-    schema = pa.DataFrameSchema(columns, name=spec.name, unique=[key] if key else None)
-    try:
-        schema.validate(raw.table, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        failed = exc.schema_errors
-    else:
-        return []
-    findings = []
-    for error in failed:
-        check = getattr(error.check, "name", error.check)
-        if check in by_check:
-            rule = by_check[check]
-            bad = raw.table.filter(rule.bad(raw.table))
-            findings.append(_finding(spec.name, rule.column, rule.problem, rule.fix, bad,
-                                     n_examples))
-        elif check == "multiple_fields_uniqueness" and key:
-            ids = typed_column(raw.table[key], Kind.ID)
-            dup = raw.table.filter(ids.count().over(group_by=ids) > 1).order_by(ids)
-            findings.append(_finding(spec.name, key, f"a {key} that another row has too; "
-                                     f"{key} must be unique in {spec.name}",
-                                     f"keep one row per {key} (merge or drop the duplicates)",
-                                     dup, n_examples))
-        else:  # pandera's own checks, e.g. a check that could not run on this engine
-            findings.append(Finding(spec.name, getattr(error.schema, "name", None),
-                                    str(error).splitlines()[0], "see the message above"))
-    return findings
-
-
-def _finding(table: str, column: str, problem: str, fix: str, bad: ir.Table,
+def _finding(table: str, column: str, problem: str, fix: str, bad: ir.Table, rows: int,
              n_examples: int) -> Finding:
-    rows = bad.count().to_pyarrow().as_py()
-    examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40, na_rep="")
+    examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40,
+                                                           na_rep="")
     count = "1 row" if rows == 1 else f"{rows:,} rows"
     return Finding(table, column, f"{count}: {problem}", fix, rows, examples)
