@@ -48,3 +48,10 @@ def test_messages_show_example_rows(tmp_path: Path) -> None:
     assert "2 rows: not an ISO date" in result.stdout
     assert "04-20-2024" in result.stdout and "25.05.2024" in result.stdout
     assert "Fix:" in result.stdout
+
+
+def test_an_empty_customers_table_is_one_problem_not_every_order() -> None:
+    result = run_cli("validate", "--source", str(TESTS / "bad_inputs" / "empty_customers_table"))
+    assert result.returncode == 2
+    assert "1 problem(s) found" in result.stdout
+    assert "customers table lacks" not in result.stdout

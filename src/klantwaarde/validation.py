@@ -227,6 +227,8 @@ def _typed_ids(source: Source, table: str, column: str,
     if table not in {s.name for s in checkable}:
         return None
     raw = source.tables[table].table
+    if raw.limit(1).count().to_pyarrow().as_py() == 0:
+        return None  # an empty table is reported as such, not as every row's unknown reference
     ids = raw.select(id=typed_column(raw[column], Kind.ID))
     return ids.filter(ids.id.notnull()).id  # NOT IN over a null would hide every unknown id
 
