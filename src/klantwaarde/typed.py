@@ -1,7 +1,9 @@
 """Engine expressions that turn a raw column into its contract type.
 
 Values that cannot be converted become null: validation counts them (raw value present, typed value
-null) and every later step reads the typed view.
+null) and every later step reads the typed view. Dates and numbers are cast from the text as it
+is: the engine's cast skips surrounding whitespace and makes a blank null, and trimming every value
+first would double the cost of reading a large CSV.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ def typed_column(col: ir.Column, kind: Kind, decimal_comma: bool = False) -> ir.
             return col
         if dtype.is_timestamp():
             return col.date()
-        return col.cast("string").strip().nullif("").try_cast("date")
+        return col.cast("string").try_cast("date")
     if kind in (Kind.AMOUNT, Kind.NUMBER):
         if dtype.is_numeric():
             return col.cast("float64")
-        text = col.cast("string").strip().nullif("")
+        text = col.cast("string")
         if decimal_comma:
             text = ibis.ifelse(text.contains(","), text.replace(".", "").replace(",", "."), text)
         return text.try_cast("float64")

@@ -1,9 +1,12 @@
 """Check a source against the data contract, inside the engine.
 
-Each contract table compiles to row rules (an engine expression marking the offending rows) that
-are counted in one aggregate pass per table; uniqueness of keys is checked with pandera's Ibis
-backend. DuckDB, or any other Ibis engine, does the work: no table is loaded into pandas, only
-the counts and the few example rows of a failed rule travel to Python.
+Each contract table compiles to row rules (an engine expression marking the offending rows).
+They are counted in few passes: the table is grouped once by its event date (which also gives the
+data's horizon) and once by each id column it refers with, and a rule on a grouped column is
+evaluated on the distinct values, not on every row; the other rules are summed in the first
+grouped pass. Uniqueness of keys is checked with pandera's Ibis backend. DuckDB, or any other Ibis
+engine, does the work: no table is loaded into pandas, only the counts and the few example rows of
+a failed rule travel to Python.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import ibis
@@ -110,61 +114,96 @@ def validate_source(source: Source, config: Config,
         if not missing:
             checkable.append(spec)
 
-    step("finding the data's horizon")
-    gap = config.contract.isolated_date_gap_days
-    report.horizon = _horizon(source, checkable, gap)
-    customers = _typed_ids(source, "customers", "customer_id", checkable)
-    products = _typed_ids(source, "products", "product_id", checkable)
-    for spec in present:
-        step(f"checking {spec.name}")
-        raw = source.tables[spec.name]
-        rules = (list(_rules(spec, raw, report.horizon, gap, customers, products))
-                 if spec in checkable else [])
-        summary, counts = _scan(raw, spec, rules, config)
-        report.summaries.append(summary)
-        if summary.rows == 0:
-            report.errors.append(Finding(spec.name, None, f"{raw.origin} has no rows",
-                                         "export the table with its rows, or leave the file out "
-                                         "if the table is optional"))
-            continue
-        n = config.contract.example_rows
-        report.errors.extend(
-            _finding(spec.name, rule.column, rule.problem, rule.fix,
-                     raw.table.filter(rule.bad(raw.table)), count, n)
-            for rule, count in zip(rules, counts, strict=True) if count
-        )
-        if spec in checkable and spec.key in raw.table.columns:
-            report.errors.extend(_unique_key(spec, raw, n))
+    with ExitStack() as cached:
+        step("reading the dates")
+        dates = {spec.name: cached.enter_context(_date_groups(source.tables[spec.name], spec))
+                 for spec in present if spec.event_date in source.tables[spec.name].table.columns}
+        gap = config.contract.isolated_date_gap_days
+        report.horizon = _horizon([(dates[s.name], s.event_date) for s in checkable
+                                   if s.name in dates], gap)
+        customers = _typed_ids(source, "customers", "customer_id", checkable)
+        products = _typed_ids(source, "products", "product_id", checkable)
+        for spec in present:
+            step(f"checking {spec.name}")
+            raw = source.tables[spec.name]
+            rules = (list(_rules(spec, raw, report.horizon, gap, customers, products))
+                     if spec in checkable else [])
+            summary, counts = _scan(raw, spec, rules, dates.get(spec.name), config)
+            report.summaries.append(summary)
+            if summary.rows == 0:
+                report.errors.append(Finding(spec.name, None, f"{raw.origin} has no rows",
+                                             "export the table with its rows, or leave the file "
+                                             "out if the table is optional"))
+                continue
+            n = config.contract.example_rows
+            report.errors.extend(
+                _finding(spec.name, rule.column, rule.problem, rule.fix,
+                         raw.table.filter(rule.bad(raw.table)), count, n)
+                for rule, count in zip(rules, counts, strict=True) if count
+            )
+            if spec in checkable and spec.key in raw.table.columns:
+                report.errors.extend(_unique_key(spec, raw, n))
     return report
 
 
-def _scan(raw: RawTable, spec: TableSpec, rules: list[_Rule],
-          config: Config) -> tuple[TableSummary, list[int]]:
-    """One aggregate over the table: its figures and the number of rows each rule rejects.
+def _date_groups(raw: RawTable, spec: TableSpec) -> ir.Table:
+    """The distinct values of the table's event date with their row counts, cached in the engine.
 
-    A single pass keeps validation close to the cost of reading the table once, where one query
-    per check would read (and for CSV, parse) it again for every check.
+    The horizon, the first and last date and every rule on the event date read these few thousand
+    groups instead of the table.
+    """
+    column = raw.table[spec.event_date]
+    return raw.table.group_by(column).aggregate(rows=ibis._.count()).cache()
+
+
+def _scan(raw: RawTable, spec: TableSpec, rules: list[_Rule], dates: ir.Table | None,
+          config: Config) -> tuple[TableSummary, list[int]]:
+    """The table's figures and the number of rows each rule rejects, in one pass per id column.
+
+    The first pass groups by the first id column and sums the row rules of the other columns;
+    rules on a grouped column (and on the event date, through ``dates``) weigh each distinct value
+    by its rows. One query per rule would read (and for CSV, parse) the table again every time.
     """
     table = raw.table
-    metrics = {"rows": table.count()}
-    if "customer_id" in table.columns:
-        metrics["customers"] = typed_column(table.customer_id, Kind.ID).nunique()
-    if spec.event_date and spec.event_date in table.columns:
-        date = typed_column(table[spec.event_date], Kind.DATE)
-        metrics |= {"first": date.min(), "last": date.max()}
-    metrics |= {f"rule_{i}": rule.bad(table).cast("int64").sum() for i, rule in enumerate(rules)}
-    values = table.aggregate(**metrics).to_pyarrow().to_pylist()[0]
+    ids = [c for c in ("customer_id", "product_id") if c in table.columns
+           and (c == "customer_id" or any(rule.column == c for rule in rules))]
+    grouped = set(ids) | ({spec.event_date} if dates is not None else set())
+    per_row = {f"rule_{i}": rule.bad(table).cast("int64").sum()
+               for i, rule in enumerate(rules) if rule.column not in grouped}
+    queries = [] if ids else [table.aggregate(rows=table.count(), **per_row)]
+    for pass_no, column in enumerate(ids):
+        groups = table.group_by(table[column]).aggregate(
+            rows=table.count(), **(per_row if pass_no == 0 else {}))
+        metrics = _weighted(groups, rules, column)
+        if pass_no == 0:
+            metrics |= {"rows": groups.rows.sum()} | {k: groups[k].sum() for k in per_row}
+        if column == "customer_id":
+            metrics["customers"] = typed_column(groups.customer_id, Kind.ID).nunique()
+        queries.append(groups.aggregate(**metrics))
+    if dates is not None:
+        day = typed_column(dates[spec.event_date], Kind.DATE)
+        queries.append(dates.aggregate(first=day.min(), last=day.max(),
+                                       **_weighted(dates, rules, spec.event_date)))
+    values: dict = {}
+    for query in queries:
+        values |= query.to_pyarrow().to_pylist()[0]
     known = set(spec.column_names)
     protected = {p.lower() for p in config.contract.protected_attributes}
     extra = tuple(c for c in table.columns if c not in known)
     summary = TableSummary(
-        spec, raw.origin, values["rows"], values.get("customers"), values.get("first"),
+        spec, raw.origin, values["rows"] or 0, values.get("customers"), values.get("first"),
         values.get("last"),
         absent_columns=tuple(c for c in spec.optional_columns if c.name not in table.columns),
         extra_columns=tuple(c for c in extra if c not in protected),
         protected_columns=tuple(c for c in extra if c in protected),
     )
     return summary, [values[f"rule_{i}"] or 0 for i in range(len(rules))]
+
+
+def _weighted(groups: ir.Table, rules: list[_Rule], column: str) -> dict[str, ir.Scalar]:
+    """Rule counts over distinct values of ``column``: the rows of the groups a rule rejects."""
+    return {f"rule_{i}": groups.rows.sum(where=rule.bad(groups))
+            for i, rule in enumerate(rules) if rule.column == column}
 
 
 def _unique_key(spec: TableSpec, raw: RawTable, n_examples: int) -> list[Finding]:
@@ -192,21 +231,20 @@ def _missing_column(spec: TableSpec, raw: RawTable, col: ColumnSpec) -> Finding:
                    f"found: {', '.join(raw.table.columns) or 'none'})", hint)
 
 
-def _horizon(source: Source, specs: list[TableSpec],
+def _horizon(dates: list[tuple[ir.Table, str]],
              gap_days: int) -> tuple[dt.date, dt.date] | None:
     """The span of the data's body: months with activity, split where a gap exceeds ``gap_days``.
 
-    The cluster of months holding most events is the body; dates outside it by more than the gap
-    are typing errors (2099 for 2009, 1900 defaults), not history.
+    ``dates`` are the event-date groups of the tables. The cluster of months holding most events
+    is the body; dates outside it by more than the gap are typing errors (2099 for 2009, 1900
+    defaults), not history.
     """
     counts: dict[dt.date, int] = {}
-    for spec in specs:
-        if not spec.event_date:
-            continue
-        raw = source.tables[spec.name]
-        date = typed_column(raw.table[spec.event_date], Kind.DATE)
-        month = raw.table.select(month=date.truncate("M")).filter(ibis._.month.notnull())
-        for row in month.group_by("month").agg(n=ibis._.count()).to_pyarrow().to_pylist():
+    for groups, column in dates:
+        month = typed_column(groups[column], Kind.DATE).truncate("M")
+        per_month = groups.filter(month.notnull()).group_by(month=month).aggregate(
+            n=ibis._.rows.sum())
+        for row in per_month.to_pyarrow().to_pylist():
             counts[row["month"]] = counts.get(row["month"], 0) + row["n"]
     if not counts:
         return None
@@ -240,13 +278,14 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
         typed = _as(col.name, col.kind, raw.decimal_comma)
         if col.required:
             empty = text if raw.table[col.name].type().is_string() else _raw(col.name)
-            yield _Rule(col.name, "not_null", lambda t, v=empty: v(t).isnull(),
+            yield _Rule(col.name, "not_null",
+                        lambda t, v=empty, w=typed: _when_null(w(t), v(t).isnull()),
                         "no value in this required column",
                         "fill it in for every row, or drop those rows in the export")
         if col.kind in _KIND_FIX and _needs_conversion(raw.table[col.name], col.kind):
             problem, fix = _KIND_FIX[col.kind]
             yield _Rule(col.name, "convertible",
-                        lambda t, v=text, w=typed: v(t).notnull() & w(t).isnull(), problem, fix)
+                        lambda t, v=text, w=typed: _when_null(w(t), v(t).notnull()), problem, fix)
         if col.kind is Kind.DATE and horizon is not None:
             first, last = horizon
             late = last + dt.timedelta(days=gap_days)
@@ -271,6 +310,15 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
                     f"a {column} that the {target} table lacks",
                     f"add those ids to {target}, or export {spec.name} and {target} from the same "
                     "moment so they match")
+
+
+def _when_null(typed: ir.Column, test: ir.BooleanColumn) -> ir.BooleanColumn:
+    """``test`` on the rows whose typed value is null, false elsewhere.
+
+    A CASE, not an AND: the engine then evaluates ``test`` (which trims text) only on the few
+    rows that did not convert, where an AND would evaluate it on every row.
+    """
+    return ibis.cases((typed.isnull(), test), else_=False)
 
 
 def _raw(name: str) -> Callable[[ir.Table], ir.Column]:
