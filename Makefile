@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@
 
-demo: $(STAMP) ## Create .venv, install, and validate the example export with the embedded DuckDB engine
-	$(BIN)/klantwaarde validate --source tests/data/example
+demo: $(STAMP) ## Create .venv, install, simulate a customer base into demo/ and run klantwaarde on it
+	$(BIN)/klantwaarde demo
 
 test: $(STAMP) ## Create .venv, install, and run the test suite (slow suites excluded)
 	$(BIN)/python -m pytest -m "not slow" -n 2

@@ -11,7 +11,6 @@ COMMANDS = ["simulate", "validate", "profitability", "features", "train", "promo
             "lists", "evaluate", "report", "run", "schedule", "demo"]
 
 NOT_YET = [
-    ["simulate", "--customers", "10", "--months", "12", "--seed", "1", "--out", "x"],
     ["profitability", "--source", "s", "--as-of", "2024-06-30", "--out", "x"],
     ["features", "--source", "s", "--as-of", "2024-06-30", "--out", "x.parquet"],
     ["train", "--source", "s", "--as-of", "2024-06-30"],
@@ -22,7 +21,6 @@ NOT_YET = [
     ["report", "--as-of", "2024-06-30", "--out", "x.html"],
     ["run", "pipelines/monthly_scoring.yaml"],
     ["schedule"],
-    ["demo"],
 ]
 
 

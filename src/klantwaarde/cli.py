@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from klantwaarde import __version__
 from klantwaarde.config import Config, load_config
 from klantwaarde.errors import InputError, NotAvailableError
+
+if TYPE_CHECKING:
+    from klantwaarde.simulation import SimulationResult
 
 app = typer.Typer(
     name="klantwaarde",
@@ -110,17 +113,44 @@ def _not_available(what: str) -> None:
                             "yet; it arrives in a later release.")
 
 
+class OutputFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    duckdb = "duckdb"
+
+
 @app.command()
 def simulate(
     ctx: typer.Context,
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")],
-    months: Annotated[int, typer.Option(min=1, help="Number of months of history.")],
-    seed: Annotated[int, typer.Option(help="Random seed.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
+    months: Annotated[int, typer.Option(min=1, max=600, help="Number of months of history.")],
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same arguments and seed "
+                                      "give the same data.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New folder to write the tables to.")],
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="File format of the tables (truth/ is always Parquet).")
+    ] = OutputFormat.parquet,
+    start: Annotated[dt.datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="First simulated month, YYYY-MM-DD (default from "
+        "simulate.yaml).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write a simulated B2B customer base with known ground truth."""
-    _not_available("simulate")
+    """Write a simulated B2B customer base with known ground truth (truth/ holds the truth)."""
+    from klantwaarde.simulation import simulate as run_simulation
+
+    cfg = _config(ctx, config)
+    with progress() as step:
+        result = run_simulation(customers, months, seed, out_dir, cfg, fmt.value,
+                                start.date() if start else None, step)
+    _print_simulation(result)
+
+
+def _print_simulation(result: SimulationResult) -> None:
+    out.print(f"Simulated {result.first_month} to {result.end - dt.timedelta(days=1)} "
+              f"into {result.folder}:")
+    for name, rows in result.rows.items():
+        out.print(f"  {name:<18} {rows:>12,} rows")
+    out.print(f"Check it with: klantwaarde validate --source {result.source}")
 
 
 @app.command()
@@ -202,9 +232,49 @@ def schedule(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 
 @app.command()
-def demo(ctx: typer.Context, config: ConfigOption = None) -> None:
+def demo(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="The demo's own folder; each run replaces what an earlier demo wrote there.")
+    ] = Path("demo"),
+    customers: Annotated[int, typer.Option(min=100, help="Customers to simulate.")] = 3000,
+    config: ConfigOption = None,
+) -> None:
     """Simulate a customer base and run the whole product on it."""
-    _not_available("demo")
+    from klantwaarde.simulation import simulate as run_simulation
+    from klantwaarde.sources import open_source
+    from klantwaarde.validation import validate_source
+
+    cfg = _config(ctx, config)
+    source = _demo_folder(out_dir) / "source"
+    with progress() as step:
+        result = run_simulation(customers, 36, 42, source, cfg, "parquet", None, step)
+        step("validating the simulated source")
+        report = validate_source(open_source(str(result.source), cfg.source), cfg, step)
+    _print_simulation(result)
+    if not report.ok:
+        from klantwaarde.render import print_validation
+
+        print_validation(report, out)
+        raise typer.Exit(1)
+    out.print("Validation: the simulated source meets the data contract.")
+
+
+_DEMO_MARK = ".klantwaarde-demo"
+
+
+def _demo_folder(folder: Path) -> Path:
+    """The demo's folder, emptied of an earlier demo's output; any other folder is refused."""
+    import shutil
+
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / _DEMO_MARK).exists():
+            raise InputError(f"--out {folder} holds files that klantwaarde demo did not write; "
+                             "choose another folder.")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / _DEMO_MARK).write_text("written by klantwaarde demo; replaced by the next run\n")
+    return folder
 
 
 def main() -> None:

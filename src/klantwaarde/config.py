@@ -7,13 +7,15 @@ keys it leaves out keep the default. Unknown or mistyped keys are errors naming 
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import math
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from klantwaarde.errors import ConfigError
 
@@ -39,11 +41,189 @@ class ContractConfig(Section):
     example_rows: int = Field(gt=0, le=50)
 
 
+def _shares(value: dict[str, float]) -> dict[str, float]:
+    if any(v < 0 for v in value.values()) or not math.isclose(sum(value.values()), 1.0,
+                                                              abs_tol=1e-6):
+        raise ValueError(f"shares must be non-negative and add up to 1 (they add up to "
+                         f"{sum(value.values()):g})")
+    return value
+
+
+def _bounds(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"the lower bound {value[0]} exceeds the upper bound {value[1]}")
+    return value
+
+
+Shares = Annotated[dict[str, float], AfterValidator(_shares)]
+Bounds = Annotated[tuple[float, float], AfterValidator(_bounds)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class DiscountBand(Section):
+    min_turnover: NonNegative
+    discount: Share
+
+
+class CostsConfig(Section):
+    """Activity-based cost rates (EUR) and the discount each turnover band warrants."""
+
+    per_order: NonNegative
+    per_order_line: NonNegative
+    per_invoice: NonNegative
+    franco_threshold: NonNegative
+    per_franco_shipment: NonNegative
+    per_visit: NonNegative
+    per_call: NonNegative
+    per_complaint: NonNegative
+    late_payment_interest_per_year: NonNegative
+    default_gross_margin: Share
+    discount_bands: tuple[DiscountBand, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bands_ascend(self) -> CostsConfig:
+        starts = [b.min_turnover for b in self.discount_bands]
+        if starts[0] != 0 or starts != sorted(set(starts)):
+            raise ValueError("discount_bands must start at min_turnover 0 and ascend")
+        return self
+
+
+class PopulationParams(Section):
+    active_at_start: Share
+    median_monthly_spend: Positive
+    size_sigma: Positive
+    strategic_share: Share
+    customers_per_manager: int = Field(gt=0)
+    workload_spread: Positive
+    industries: Shares
+    regions: Shares
+    contact_gender: Shares
+    size_classes: dict[str, NonNegative]
+
+
+class OrderingParams(Section):
+    orders_per_month: Positive
+    frequency_elasticity: float
+    small_frequent_share: Share
+    small_frequent_factor: Positive
+    lines_per_order: Annotated[float, Field(ge=1)]
+    lines_elasticity: float
+    return_share: Share
+    seasonality: tuple[Positive, ...] = Field(min_length=12, max_length=12)
+    channels: Shares
+
+
+class CatalogParams(Section):
+    products_per_category: int = Field(gt=0)
+    category_margins: dict[str, Share] = Field(min_length=1)
+    median_unit_cost: Positive
+    unit_cost_sigma: NonNegative
+
+
+class DiscountParams(Section):
+    stale_share: Share
+    stale_turnover_factor: Bounds
+
+
+class PaymentClass(Section):
+    share: Share
+    mean_days_late: NonNegative
+
+
+class PaymentParams(Section):
+    terms_days: int = Field(ge=0)
+    classes: dict[str, PaymentClass] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _class_shares(self) -> PaymentParams:
+        _shares({name: c.share for name, c in self.classes.items()})
+        return self
+
+
+class ContactParams(Section):
+    visits_per_year: dict[str, NonNegative]
+    calls_per_year: dict[str, NonNegative]
+    tolerated_months: dict[str, Positive]
+    emails_per_year: NonNegative
+    workload_elasticity: float
+    friendly_share: Share
+    friendly_visit_factor: Positive
+
+
+class ComplaintParams(Section):
+    per_order: NonNegative
+    categories: Shares
+    mean_days_to_close: Positive
+    promised_days: int = Field(gt=0)
+    never_closed_share: Share
+
+
+class ChurnParams(Section):
+    base_monthly_hazard: Annotated[float, Field(gt=0, lt=1)]
+    neglect: NonNegative
+    neglect_cap: NonNegative
+    open_complaint: NonNegative
+    broken_promise: NonNegative
+    price: NonNegative
+    contact_protection: NonNegative
+    protection_months: Positive
+    responsiveness_shape: Positive
+    stop_share: Share
+    drying_factor: Bounds
+    dried_up_below: Share
+
+
+class CrossSellParams(Section):
+    initial_categories: Positive
+    monthly_adoption: Share
+    contact_factor: Positive
+    affinity: dict[str, dict[str, Positive]]
+
+
+class SimulateConfig(Section):
+    """Parameters of the customer-base simulator; each mechanism is documented in the YAML."""
+
+    start: dt.date
+    chunk_customers: int = Field(gt=0)
+    population: PopulationParams
+    ordering: OrderingParams
+    catalog: CatalogParams
+    discounts: DiscountParams
+    payment: PaymentParams
+    contact: ContactParams
+    complaints: ComplaintParams
+    churn: ChurnParams
+    cross_sell: CrossSellParams
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SimulateConfig:
+        classes = set(self.population.size_classes)
+        for name in ("visits_per_year", "calls_per_year", "tolerated_months"):
+            given = set(getattr(self.contact, name))
+            if given != classes:
+                raise ValueError(f"contact.{name} must name the size classes "
+                                 f"{sorted(classes)}, not {sorted(given)}")
+        categories = set(self.catalog.category_margins)
+        for industry, affinity in self.cross_sell.affinity.items():
+            if industry not in self.population.industries:
+                raise ValueError(f"cross_sell.affinity names industry '{industry}', which "
+                                 "population.industries lacks")
+            unknown = set(affinity) - categories
+            if unknown:
+                raise ValueError(f"cross_sell.affinity.{industry} names categories "
+                                 f"{sorted(unknown)} that catalog.category_margins lacks")
+        return self
+
+
 class Config(Section):
     """The whole configuration, one attribute per YAML file."""
 
     source: SourceConfig
     contract: ContractConfig
+    costs: CostsConfig
+    simulate: SimulateConfig
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -62,7 +242,7 @@ def load_config(path: Path | None = None) -> Config:
     origin = {name: default_config_dir() / f"{name}.yaml" for name in SECTIONS}
     for section, file in _user_files(path):
         user = _read_yaml(file)
-        raw[section] = {**raw[section], **user}
+        raw[section] = _merge(raw[section], user)
         origin[section] = file
     sections = {}
     for name, model in SECTIONS.items():
@@ -89,6 +269,17 @@ def _user_files(path: Path | None) -> list[tuple[str, Path]]:
                               f"{', '.join(f'{s}.yaml' for s in SECTIONS)}.{hint}")
         found.append((section, file))
     return found
+
+
+def _merge(default: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """``user`` over ``default``, key by key; nested mappings are merged the same way."""
+    merged = dict(default)
+    for key, value in user.items():
+        if isinstance(value, dict) and isinstance(default.get(key), dict):
+            merged[key] = _merge(default[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:

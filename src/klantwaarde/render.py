@@ -34,11 +34,13 @@ def print_validation(report: ValidationReport, console: Console) -> None:
     notes = list(report.notices)
     for s in report.summaries:
         if s.protected_columns:
-            notes.append(f"{s.spec.name}: {', '.join(s.protected_columns)} are protected "
-                         "attributes and are never used as features.")
+            cols = s.protected_columns
+            verb = "is a protected attribute" if len(cols) == 1 else "are protected attributes"
+            notes.append(f"{s.spec.name}: {', '.join(cols)} {verb}, never used as a feature.")
         if s.extra_columns:
             use = "customer attributes" if s.spec.name == "customers" else "not used; ignored"
-            notes.append(f"{s.spec.name}: extra columns {', '.join(s.extra_columns)} ({use}).")
+            noun = "column" if len(s.extra_columns) == 1 else "columns"
+            notes.append(f"{s.spec.name}: extra {noun} {', '.join(s.extra_columns)} ({use}).")
     if notes:
         console.print("\n[bold]Notices[/bold]:")
         for line in notes:

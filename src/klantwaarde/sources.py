@@ -91,7 +91,11 @@ def _open_folder(folder: Path, cfg: SourceConfig) -> Source:
     for file in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         suffix = next((s for s in _FILE_KINDS if file.name.lower().endswith(s)), "")
         name = file.name[: -len(suffix)].strip().lower()
-        if file.is_dir() or not suffix:
+        if file.is_dir():
+            source.notices.append(f"{file.name}/: a folder; ignored (tables are files in "
+                                  f"{folder} itself).")
+            continue
+        if not suffix:
             source.notices.append(f"{file.name}: not a CSV or Parquet file; ignored.")
             continue
         if name not in TABLE_NAMES:
