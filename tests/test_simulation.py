@@ -132,6 +132,14 @@ def test_churn_comes_as_stops_and_as_drying_up(db: duckdb.DuckDBPyConnection) ->
         SELECT sum(before), sum(after) FROM rev
     """).fetchone()
     assert after < 0.75 * before
+    # a churned customer orders no more
+    churned, ordering = db.execute("""
+        SELECT count(DISTINCT m.customer_id), count(DISTINCT o.customer_id)
+        FROM months m LEFT JOIN orders o ON o.customer_id = m.customer_id
+             AND o.order_date >= m.month AND o.order_date < m.month + INTERVAL 1 MONTH
+        WHERE m.state = 'churned'
+    """).fetchone()
+    assert churned > 100 and ordering == 0
 
 
 def test_the_oracle_ranks_churners_well_above_chance(db: duckdb.DuckDBPyConnection) -> None:

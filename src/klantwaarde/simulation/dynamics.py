@@ -11,6 +11,7 @@ account either stops or dries up: its activity falls month by month until it is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,8 @@ from klantwaarde.simulation.population import (
 )
 
 DRIVERS = ("none", "neglect", "open_complaints", "broken_promises", "price")
-STATES = ("active", "declining")
+STATES = ("active", "declining", "churned")
+CONTACT_KINDS = ("visit", "call", "email")
 _DRIVER_MIN = 0.25  # log-odds a driver must add to be named the dominant one
 
 
@@ -150,7 +152,6 @@ class _Chunk:
         hazard, contacted_hazard, driver = self._hazard()
         churns = active & (rng.random(len(hazard)) < hazard)
         stops = churns & (rng.random(len(hazard)) < cfg.churn.stop_share)
-        alive_at_start = (self.state == 1) | (self.state == 2)
         state_at_start = self.state.copy()
         self.state[churns] = 2
         self.activity[self.state == 2] *= self.drying[self.state == 2]
@@ -165,7 +166,7 @@ class _Chunk:
         n_orders = self._orders(t, level * season)
         self._complaints(t, n_orders)
         self._cross_sell(t, alive, contacted)
-        self._truth(t, alive_at_start, state_at_start, hazard, contacted_hazard, driver,
+        self._truth(t, state_at_start, hazard, contacted_hazard, driver,
                     churns, stops, level * season)
 
         self.since_contact = np.where(contacted, (self.calendar.days_in(t) - last_day)
@@ -194,17 +195,18 @@ class _Chunk:
 
     def _contacts(self, t: int, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng, days = self.rng, self.calendar.days_in(t)
-        kinds = {"visit": self.visit_rate, "call": self.call_rate,
-                 "email": np.full(len(alive), self.cfg.contact.emails_per_year / 12)}
+        rates = (self.visit_rate, self.call_rate,
+                 np.full(len(alive), self.cfg.contact.emails_per_year / 12))
+        kinds = dict(zip(CONTACT_KINDS, rates, strict=True))
         last_day = np.full(len(alive), -1)
-        for kind, rate in kinds.items():
+        for number, (kind, rate) in enumerate(kinds.items()):
             counts = rng.poisson(rate * alive)
             who = np.repeat(np.arange(len(alive)), counts)
             day = rng.integers(0, days, len(who))
             if kind != "email":
                 np.maximum.at(last_day, who, day)
             self.out["interactions"].add(customer=who, date=self.calendar.starts[t] + day,
-                                         kind=np.full(len(who), kind))
+                                         kind=np.full(len(who), number, np.int8))
         return last_day >= 0, last_day
 
     def _orders(self, t: int, level: np.ndarray) -> np.ndarray:
@@ -271,10 +273,10 @@ class _Chunk:
         self.out["adoptions"].add(customer=who, month=np.full(len(who), t), category=category,
                                   after_contact=contacted[who])
 
-    def _truth(self, t: int, alive: np.ndarray, state: np.ndarray, hazard: np.ndarray,
+    def _truth(self, t: int, state: np.ndarray, hazard: np.ndarray,
                contacted_hazard: np.ndarray, driver: np.ndarray, churns: np.ndarray,
                stops: np.ndarray, level: np.ndarray) -> None:
-        who = np.nonzero(alive)[0]
+        who = np.nonzero(state > 0)[0]  # every customer acquired by the start of the month
         active = state[who] == 1
         kind = np.where(churns[who], np.where(stops[who], 1, 2), 0)
         self.out["truth"].add(
@@ -319,16 +321,16 @@ class _Chunk:
         customer = orders["customer"][order]
         return pa.table({
             "order_id": (first_order_id + order).astype(np.int64),
-            "customer_id": self.ids[customer],
+            "customer_id": _labels(self.ids, customer),
             "order_date": orders["date"][order],
-            "product_id": self.catalog.product_ids[lines["product"]],
-            "category": np.array(self.catalog.categories)[
-                self.catalog.product_category[lines["product"]]],
+            "product_id": _labels(self.catalog.product_ids, lines["product"]),
+            "category": _labels(self.catalog.categories,
+                                self.catalog.product_category[lines["product"]]),
             "quantity": lines["quantity"],
             "gross_amount": lines["gross"],
             "discount_amount": lines["discount"],
             "cost_amount": lines["cost"],
-            "channel": np.array(list(self.cfg.ordering.channels))[self.channel[customer]],
+            "channel": _labels(list(self.cfg.ordering.channels), self.channel[customer]),
         })
 
     def _invoices(self, first_order_id: int) -> pa.Table:
@@ -344,7 +346,7 @@ class _Chunk:
         order_id = first_order_id + np.arange(len(customer))
         return pa.table({
             "invoice_id": np.char.add("F", order_id.astype(str)),
-            "customer_id": self.ids[customer],
+            "customer_id": _labels(self.ids, customer),
             "invoice_date": orders["date"],
             "amount": np.round(net, 2),
             "due_date": due,
@@ -354,44 +356,50 @@ class _Chunk:
     def _interactions(self) -> pa.Table:
         rows = self.out["interactions"].columns()
         return pa.table({
-            "customer_id": self.ids[rows["customer"]],
+            "customer_id": _labels(self.ids, rows["customer"]),
             "date": rows["date"],
-            "kind": rows["kind"],
-            "account_manager": manager_names(self.manager[rows["customer"]]),
+            "kind": _labels(CONTACT_KINDS, rows["kind"]),
+            "account_manager": _labels(manager_names(np.arange(self.manager.max() + 1)),
+                                       self.manager[rows["customer"]]),
         })
 
     def _complaint_rows(self) -> pa.Table:
         rows = self.out["complaints"].columns()
         closed = rows["closed"]
         return pa.table({
-            "customer_id": self.ids[rows["customer"]],
+            "customer_id": _labels(self.ids, rows["customer"]),
             "opened_on": rows["opened"],
             "closed_on": pa.array(closed, mask=rows["never"] | (closed >= self.calendar.end)),
-            "category": np.array(list(self.cfg.complaints.categories))[rows["category"]],
+            "category": _labels(list(self.cfg.complaints.categories), rows["category"]),
         })
 
     def _truth_rows(self) -> pa.Table:
         rows = self.out["truth"].columns()
         churn = rows["churn"]
         return pa.table({
-            "customer_id": self.ids[rows["customer"]],
+            "customer_id": _labels(self.ids, rows["customer"]),
             "month": self.calendar.starts[rows["month"]],
-            "state": np.array(STATES)[rows["state"]],
+            "state": _labels(STATES, rows["state"]),
             "hazard": pa.array(rows["hazard"], from_pandas=True),
             "hazard_if_contacted": pa.array(rows["hazard_if_contacted"], from_pandas=True),
-            "driver": np.array(DRIVERS)[rows["driver"]],
-            "churn": pa.array(np.array(["", "stop", "dry_up"])[churn], mask=churn == 0),
+            "driver": _labels(DRIVERS, rows["driver"]),
+            "churn": _labels([None, "stop", "dry_up"], churn),
             "expected_margin": np.round(rows["expected_margin"], 2),
         })
 
     def _adoption_rows(self) -> pa.Table:
         rows = self.out["adoptions"].columns()
         return pa.table({
-            "customer_id": self.ids[rows["customer"]],
+            "customer_id": _labels(self.ids, rows["customer"]),
             "month": self.calendar.starts[rows["month"]],
-            "category": np.array(self.catalog.categories)[rows["category"]],
+            "category": _labels(self.catalog.categories, rows["category"]),
             "after_contact": rows["after_contact"],
         })
+
+
+def _labels(values: Sequence[str | None] | np.ndarray, index: np.ndarray) -> pa.Array:
+    """Text column ``values[index]``, built in Arrow: far less memory than numpy strings."""
+    return pa.array(values, pa.string()).take(pa.array(index))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
