@@ -23,9 +23,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from klantwaarde import __version__
 from klantwaarde.config import Config, load_config
 from klantwaarde.errors import InputError, NotAvailableError
+from klantwaarde.staging import staged_folder
 
 if TYPE_CHECKING:
     from klantwaarde.simulation import SimulationResult
+    from klantwaarde.sources import Source
 
 app = typer.Typer(
     name="klantwaarde",
@@ -155,10 +157,38 @@ def _print_simulation(result: SimulationResult) -> None:
 
 @app.command()
 def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
-                  out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+                  out_dir: Annotated[Path, typer.Option("--out", help="New folder for the "
+                                                        "tables and charts.")],
                   config: ConfigOption = None) -> None:
     """Net margin per customer after cost-to-serve, the pyramid and the whale curve."""
-    _not_available("profitability")
+    from klantwaarde.profitability_report import build_report, write_report
+    from klantwaarde.render import print_profitability
+
+    cfg = _config(ctx, config)
+    with progress() as step:
+        src = _valid_source(source, cfg, step)
+        step("computing margins per customer")
+        report = build_report(src, as_of.date(), cfg)
+        step("writing tables and charts")
+        with staged_folder(out_dir, "profitability") as folder:
+            files = write_report(report, folder)
+    print_profitability(report, out)
+    out.print("Written: " + ", ".join(str(out_dir / f.name) for f in files))
+
+
+def _valid_source(source: str, cfg: Config, step: Callable[[str], None]) -> Source:
+    """The opened source, after the data contract passed; exit 2 with the errors otherwise."""
+    from klantwaarde.render import print_validation
+    from klantwaarde.sources import open_source
+    from klantwaarde.validation import validate_source
+
+    step("opening the source")
+    src = open_source(source, cfg.source)
+    report = validate_source(src, cfg, step)
+    if not report.ok:
+        print_validation(report, err)
+        raise typer.Exit(2)
+    return src
 
 
 @app.command()

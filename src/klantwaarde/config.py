@@ -81,6 +81,8 @@ class CostsConfig(Section):
     late_payment_interest_per_year: NonNegative
     default_gross_margin: Share
     discount_bands: tuple[DiscountBand, ...] = Field(min_length=1)
+    visit_kinds: tuple[str, ...]
+    call_kinds: tuple[str, ...]
 
     @model_validator(mode="after")
     def _bands_ascend(self) -> CostsConfig:
@@ -217,12 +219,38 @@ class SimulateConfig(Section):
         return self
 
 
+class PyramidTier(Section):
+    tier: str
+    revenue_share: Annotated[float, Field(gt=0, le=1)]
+
+
+class ProfitabilityConfig(Section):
+    """The window of the figures, the customer pyramid and the significance criterion."""
+
+    window_months: int = Field(gt=0, le=120)
+    pyramid: tuple[PyramidTier, ...] = Field(min_length=1)
+    significant_tiers: tuple[str, ...]
+
+    @model_validator(mode="after")
+    def _tiers(self) -> ProfitabilityConfig:
+        bounds = [t.revenue_share for t in self.pyramid]
+        if bounds != sorted(set(bounds)) or bounds[-1] != 1:
+            raise ValueError("pyramid revenue_share bounds must ascend and end at 1")
+        names = [t.tier for t in self.pyramid]
+        unknown = set(self.significant_tiers) - set(names)
+        if unknown or len(set(names)) != len(names) or "inactive" in names:
+            raise ValueError(f"tiers must be unique and not 'inactive'; significant_tiers must "
+                             f"name tiers of the pyramid ({', '.join(names)})")
+        return self
+
+
 class Config(Section):
     """The whole configuration, one attribute per YAML file."""
 
     source: SourceConfig
     contract: ContractConfig
     costs: CostsConfig
+    profitability: ProfitabilityConfig
     simulate: SimulateConfig
 
 

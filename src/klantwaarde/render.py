@@ -1,12 +1,18 @@
-"""Terminal output of the validation report (rich)."""
+"""Terminal output of the validation and profitability reports (rich)."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from klantwaarde.validation import ValidationReport
+
+if TYPE_CHECKING:
+    from klantwaarde.profitability_report import ProfitabilityReport
 
 
 def print_validation(report: ValidationReport, console: Console) -> None:
@@ -58,3 +64,23 @@ def print_validation(report: ValidationReport, console: Console) -> None:
             console.print("  Examples:")
             for line in f.examples.splitlines():
                 console.print(f"    {escape(line)}", soft_wrap=True)
+
+
+def print_profitability(report: ProfitabilityReport, console: Console) -> None:
+    """The headline figures, the pyramid and the categories of a profitability report."""
+    h = report.headline
+    console.print(f"[bold]Profitability[/bold] {report.start + dt.timedelta(days=1)} to "
+                  f"{report.as_of}: {h['customers']:,} customers")
+    console.print(f"  revenue EUR {h['revenue']:,.0f}; net margin EUR {h['net_margin']:,.0f} "
+                  f"({h['net_margin_pct']:.1%}) after EUR {h['cost_to_serve']:,.0f} cost-to-serve")
+    console.print(f"  {h['loss_share']:.0%} of customers lose money (EUR "
+                  f"{h['loss_of_loss_accounts']:,.0f} together); {h['profit_makers_share']:.0%} "
+                  f"make all the profit; the whale curve peaks at {h['whale_peak']:.0%}")
+    table = Table("segment", "customers", "revenue share", "net margin (EUR)")
+    for row in report.segments.itertuples():
+        if row.segment in ("tier", "category"):
+            table.add_row(f"{row.segment}: {row.value}", f"{row.customers:,}",
+                          f"{row.revenue_share:.1%}", f"{row.net_margin:,.0f}")
+    console.print(table)
+    for line in report.skipped:
+        console.print(f"  skipped {escape(line)}")

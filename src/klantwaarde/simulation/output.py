@@ -1,13 +1,8 @@
-"""Writing the simulated tables chunk by chunk, as Parquet, CSV or one DuckDB file.
-
-Everything is written into a hidden folder next to the target and moved into place at the end:
-an interrupted run leaves no half-written source behind, and an existing folder is never touched.
-"""
+"""Writing the simulated tables chunk by chunk, as Parquet, CSV or one DuckDB file, into a
+staging folder that becomes the output folder at the end (see ``klantwaarde.staging``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from klantwaarde.errors import InputError
+from klantwaarde.staging import staged_folder
 
 Format = Literal["parquet", "csv", "duckdb"]
 DUCKDB_FILE = "klantwaarde.duckdb"
@@ -75,41 +70,10 @@ class TableWriter:
 
 @contextmanager
 def output_folder(target: Path, fmt: Format) -> Iterator[TableWriter]:
-    """A writer into a fresh hidden folder that becomes ``target`` when the block succeeds."""
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise InputError(f"--out {target} already exists and is not an empty folder; "
-                         "klantwaarde simulate never overwrites data. Choose a new folder or "
-                         "remove this one.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(target)
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
-    staging.mkdir()
-    writer = TableWriter(staging, fmt)
-    try:
-        yield writer
-        writer.close()
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        staging.rename(target)
-    except BaseException:
-        writer.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _remove_abandoned(target: Path) -> None:
-    """Remove staging folders of ``target`` left by runs that were killed."""
-    for staging in target.parent.glob(f".{target.name}.partial-*"):
-        pid = staging.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """A writer into a staging folder that becomes ``target`` when the block succeeds."""
+    with staged_folder(target, "simulate") as folder:
+        writer = TableWriter(folder, fmt)
+        try:
+            yield writer
+        finally:
+            writer.close()
