@@ -83,7 +83,9 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
                       if c in tables["customers"].columns]
         joined = joined.left_join(tables["customers"].select("customer_id", *attributes),
                                   "customer_id").drop("customer_id_right")
-    return CustomerMargins(_margins(joined, costs, window_months), start, as_of, tuple(skipped))
+    has_discounts = "discount_amount" in tables["orders"].columns
+    return CustomerMargins(_margins(joined, costs, window_months, has_discounts), start, as_of,
+                           tuple(skipped))
 
 
 def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
@@ -147,7 +149,8 @@ def _interactions(interactions: ir.Table, costs: CostsConfig) -> ir.Table:
     )
 
 
-def _margins(t: ir.Table, costs: CostsConfig, window_months: int) -> ir.Table:
+def _margins(t: ir.Table, costs: CostsConfig, window_months: int,
+             has_discounts: bool) -> ir.Table:
     """Driver costs, totals and the discount the turnover warrants, from the joined counts."""
     rates = {"orders": ("n_orders", costs.per_order),
              "order_lines": ("n_lines", costs.per_order_line),
@@ -162,10 +165,10 @@ def _margins(t: ir.Table, costs: CostsConfig, window_months: int) -> ir.Table:
     counts = {column: (t[column].fill_null(0) if column in t.columns else ibis.null("int64"))
               for column, _ in rates.values() if column != "interest"}
     revenue = t.revenue.fill_null(0)
-    discounts = t.discounts.fill_null(0)
+    discounts = t.discounts.fill_null(0) if has_discounts else ibis.null("float64")
     cost_of_goods = t.cost_of_goods.fill_null(0)
     cost_to_serve = sum(drivers.values(), ibis.literal(0.0))
-    gross_margin = revenue - discounts - cost_of_goods
+    gross_margin = revenue - discounts.fill_null(0) - cost_of_goods
     net_margin = gross_margin - cost_to_serve
     yearly = revenue * (12 / window_months)
     warranted = ibis.cases(*[(yearly >= band.min_turnover, band.discount)
@@ -174,14 +177,16 @@ def _margins(t: ir.Table, costs: CostsConfig, window_months: int) -> ir.Table:
     extra = [c for c in ("account_manager", "industry", "strategic") if c in t.columns]
     return t.select(
         "customer_id", *extra,
-        revenue=revenue, discounts=t.discounts, cost_of_goods=cost_of_goods,
+        revenue=revenue, discounts=discounts, cost_of_goods=cost_of_goods,
         gross_margin=gross_margin,
         **{f"cost_{name}": drivers.get(name, ibis.null("float64")) for name in DRIVERS},
         cost_to_serve=cost_to_serve, net_margin=net_margin,
         net_margin_pct=ibis.ifelse(positive, net_margin / revenue, ibis.null("float64")),
         discount_pct=ibis.ifelse(positive, discounts / revenue, ibis.null("float64")),
         warranted_discount_pct=warranted,
-        stale_discount=ibis.ifelse(positive, ibis.greatest(t.discounts - warranted * revenue, 0),
+        # GREATEST skips nulls: a missing discount stays null only when tested first
+        stale_discount=ibis.ifelse(positive & discounts.notnull(),
+                                   ibis.greatest(discounts - warranted * revenue, 0),
                                    ibis.null("float64")),
         **counts,
     ).order_by("customer_id")
