@@ -17,9 +17,9 @@ import ibis
 import ibis.expr.types as ir
 
 from klantwaarde.config import CostsConfig
-from klantwaarde.contract import table_spec
+from klantwaarde.contract import Kind, table_spec
 from klantwaarde.sources import Source
-from klantwaarde.typed import typed_table
+from klantwaarde.typed import typed_column, typed_table
 
 # cost-to-serve drivers, in the order of the output columns
 DRIVERS = ("orders", "order_lines", "invoices", "franco", "visits", "calls", "complaints",
@@ -46,17 +46,17 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
                      window_months: int) -> CustomerMargins:
     """One row per customer with any activity in the window: revenue, costs and net margin."""
     start = months_before(as_of, window_months)
-    tables = {name: typed_table(raw.table, table_spec(name), raw.decimal_comma)
-              for name, raw in source.tables.items()}
     skipped: list[str] = []
 
     def window(name: str, date: str) -> ir.Table | None:
-        if name not in tables:
+        if name not in source.tables:
             return None
-        t = tables[name]
+        t = _typed_values(source, name)
         return t.filter((t[date] > start) & (t[date] <= as_of), t.customer_id.notnull())
 
-    parts = [_orders(window("orders", "order_date"), tables.get("products"), costs, skipped)]
+    products = (typed_table(source.tables["products"].table, table_spec("products"))
+                if "products" in source.tables else None)
+    parts = [_orders(window("orders", "order_date"), products, costs, skipped)]
     invoices = window("invoices", "invoice_date")
     interactions = window("interactions", "date")
     complaints = window("complaints", "opened_on")
@@ -67,25 +67,50 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
     if interactions is None:
         skipped.append("visits, calls: no interactions table")
     else:
-        parts.append(_interactions(interactions, costs))
+        kind = interactions.kind.lower()
+        parts.append(_per_customer(
+            interactions,
+            n_visits=kind.isin([k.lower() for k in costs.visit_kinds]).cast("int64"),
+            n_calls=kind.isin([k.lower() for k in costs.call_kinds]).cast("int64")))
     if complaints is None:
         skipped.append("complaints: no complaints table")
     else:
-        parts.append(complaints.group_by("customer_id").aggregate(
-            n_complaints=ibis._.count()))
+        parts.append(_per_customer(complaints, count="n_complaints"))
 
-    ids = ibis.union(*[p.select("customer_id") for p in parts], distinct=True)
-    joined = ids
+    joined = ibis.union(*[p.select("customer_id") for p in parts], distinct=True)
     for part in parts:
         joined = joined.left_join(part, "customer_id").drop("customer_id_right")
-    if "customers" in tables:
+    if "customers" in source.tables:
+        customers = typed_table(source.tables["customers"].table, table_spec("customers"))
         attributes = [c for c in ("account_manager", "industry", "strategic")
-                      if c in tables["customers"].columns]
-        joined = joined.left_join(tables["customers"].select("customer_id", *attributes),
+                      if c in customers.columns]
+        joined = joined.left_join(customers.select("customer_id", *attributes),
                                   "customer_id").drop("customer_id_right")
-    has_discounts = "discount_amount" in tables["orders"].columns
+    has_discounts = "discount_amount" in source.tables["orders"].table.columns
     return CustomerMargins(_margins(joined, costs, window_months, has_discounts), start, as_of,
                            tuple(skipped))
+
+
+def _typed_values(source: Source, name: str) -> ir.Table:
+    """The table with its dates, amounts and flags typed and its ids as given: ids are typed
+    (trimmed) once per distinct value in ``_per_customer``, not once per row."""
+    raw = source.tables[name]
+    return raw.table.mutate(**{
+        c.name: typed_column(raw.table[c.name], c.kind, raw.decimal_comma)
+        for c in table_spec(name).columns if c.name in raw.table.columns and c.kind is not Kind.ID
+    })
+
+
+def _per_customer(t: ir.Table, count: str | None = None, **sums: ir.Value) -> ir.Table:
+    """Sums of ``sums`` (and the row count as ``count``) per customer: grouped by the id as
+    given, then by the typed id."""
+    metrics = {name: value.sum() for name, value in sums.items()}
+    if count:
+        metrics[count] = t.count()
+    raw = t.group_by(raw_id_=t.customer_id).aggregate(**metrics)
+    by_id = raw.group_by(customer_id=typed_column(raw.raw_id_, Kind.ID)).aggregate(
+        **{name: raw[name].sum() for name in metrics})
+    return by_id.filter(by_id.customer_id.notnull())
 
 
 def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
@@ -95,58 +120,51 @@ def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
     discount = orders.discount_amount if "discount_amount" in cols else None
     if discount is None:
         skipped.append("discounts: no orders.discount_amount")
-    net = orders.gross_amount - (discount.fill_null(0) if discount is not None else 0)
-    cogs = [orders.cost_amount] if "cost_amount" in cols else []
     can_cost = (products is not None and "unit_cost" in products.columns
                 and {"product_id", "quantity"} <= set(cols))
-    if can_cost:
-        unit = products.select("product_id", unit_cost_=products.unit_cost)
-        orders = orders.left_join(unit, "product_id").drop("product_id_right")
-        cogs.append(orders.quantity * orders.unit_cost_)
-    cogs.append(orders.gross_amount * (1 - costs.default_gross_margin))
-    if "cost_amount" not in cols and not can_cost:
+    fallback = orders.gross_amount * (1 - costs.default_gross_margin)
+    if "cost_amount" in cols:  # empty cost_amount lines get the default margin
+        cogs = ibis.coalesce(orders.cost_amount, fallback)
+    elif can_cost:
+        unit = products.select(product_key_=products.product_id, unit_cost_=products.unit_cost)
+        orders = orders.left_join(unit, typed_column(orders.product_id, Kind.ID)
+                                  == unit.product_key_)
+        cogs = ibis.coalesce(orders.quantity * orders.unit_cost_, fallback)
+    else:
         skipped.append(f"cost of goods: no orders.cost_amount or products.unit_cost; the default "
                        f"gross margin of {costs.default_gross_margin:.0%} is used")
-    orders = orders.mutate(net_=net, cogs_=ibis.coalesce(*cogs) if len(cogs) > 1 else cogs[0])
-    lines = orders.group_by("customer_id").aggregate(
-        revenue=orders.gross_amount.sum(),
-        discounts=(discount.sum() if discount is not None else ibis.null("float64")),
-        cost_of_goods=orders.cogs_.sum(),
-        n_lines=orders.count(),
-    )
-    if "order_id" in cols:
-        per_order = orders.group_by(["customer_id", "order_id"]).aggregate(net=orders.net_.sum())
-    else:
+        cogs = fallback
+    discounts = discount.fill_null(0) if discount is not None else ibis.literal(0.0)
+    lines = orders.select(
+        "customer_id", order_key_=orders.order_id if "order_id" in cols else ibis.row_number(),
+        gross=orders.gross_amount, discount=discount if discount is not None
+        else ibis.null("float64"), net=orders.gross_amount - discounts, cogs=cogs)
+    if "order_id" not in cols:
         skipped.append("orders: no orders.order_id; every line counts as an order")
-        per_order = orders.select("customer_id", net=orders.net_)
+    per_order = lines.group_by(["customer_id", "order_key_"]).aggregate(
+        gross=lines.gross.sum(), discount=lines.discount.sum(), net=lines.net.sum(),
+        cogs=lines.cogs.sum(), n_lines=lines.count())
     franco = (per_order.net > 0) & (per_order.net < costs.franco_threshold)
-    counts = per_order.group_by("customer_id").aggregate(
-        n_orders=per_order.count(), n_franco=franco.sum().cast("int64"))
-    return lines.join(counts, "customer_id")
+    return _per_customer(
+        per_order, revenue=per_order.gross, discounts=per_order.discount,
+        cost_of_goods=per_order.cogs, n_lines=per_order.n_lines, count="n_orders",
+        n_franco=franco.cast("int64"))
 
 
 def _invoices(invoices: ir.Table, as_of: dt.date, costs: CostsConfig,
               skipped: list[str]) -> ir.Table:
     """Invoices per customer and the interest on the days each was paid late, up to as_of."""
-    metrics = {"n_invoices": invoices.count()}
+    metrics = {}
     if {"due_date", "paid_date"} <= set(invoices.columns):
         today = ibis.literal(as_of)
         settled = ibis.least(invoices.paid_date.fill_null(today), today)
         late = ibis.greatest(settled.delta(invoices.due_date, unit="day"), 0)
         interest = ibis.greatest(invoices.amount, 0) * late * (
             costs.late_payment_interest_per_year / 365)
-        metrics["interest"] = interest.fill_null(0).sum()
+        metrics["interest"] = interest.fill_null(0)
     else:
         skipped.append("late_payment: invoices lack due_date or paid_date")
-    return invoices.group_by("customer_id").aggregate(**metrics)
-
-
-def _interactions(interactions: ir.Table, costs: CostsConfig) -> ir.Table:
-    kind = interactions.kind.lower()
-    return interactions.group_by("customer_id").aggregate(
-        n_visits=kind.isin([k.lower() for k in costs.visit_kinds]).sum().cast("int64"),
-        n_calls=kind.isin([k.lower() for k in costs.call_kinds]).sum().cast("int64"),
-    )
+    return _per_customer(invoices, count="n_invoices", **metrics)
 
 
 def _margins(t: ir.Table, costs: CostsConfig, window_months: int,
