@@ -77,9 +77,11 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
     else:
         parts.append(_per_customer(complaints, count="n_complaints"))
 
-    joined = ibis.union(*[p.select("customer_id") for p in parts], distinct=True)
-    for part in parts:
-        joined = joined.left_join(part, "customer_id").drop("customer_id_right")
+    joined = parts[0]
+    for part in parts[1:]:  # each part once: a union of their ids would compute them twice
+        joined = joined.outer_join(part, "customer_id")
+        joined = joined.mutate(customer_id=joined.customer_id.fill_null(
+            joined.customer_id_right)).drop("customer_id_right")
     if "customers" in source.tables:
         customers = typed_table(source.tables["customers"].table, table_spec("customers"))
         attributes = [c for c in ("account_manager", "industry", "strategic")
@@ -134,17 +136,17 @@ def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
         skipped.append(f"cost of goods: no orders.cost_amount or products.unit_cost; the default "
                        f"gross margin of {costs.default_gross_margin:.0%} is used")
         cogs = fallback
-    discounts = discount.fill_null(0) if discount is not None else ibis.literal(0.0)
     lines = orders.select(
         "customer_id", order_key_=orders.order_id if "order_id" in cols else ibis.row_number(),
-        gross=orders.gross_amount, discount=discount if discount is not None
-        else ibis.null("float64"), net=orders.gross_amount - discounts, cogs=cogs)
+        gross=orders.gross_amount,
+        discount=discount if discount is not None else ibis.null("float64"), cogs=cogs)
     if "order_id" not in cols:
         skipped.append("orders: no orders.order_id; every line counts as an order")
     per_order = lines.group_by(["customer_id", "order_key_"]).aggregate(
-        gross=lines.gross.sum(), discount=lines.discount.sum(), net=lines.net.sum(),
-        cogs=lines.cogs.sum(), n_lines=lines.count())
-    franco = (per_order.net > 0) & (per_order.net < costs.franco_threshold)
+        gross=lines.gross.sum(), discount=lines.discount.sum(), cogs=lines.cogs.sum(),
+        n_lines=lines.count())
+    net = per_order.gross - per_order.discount.fill_null(0)
+    franco = (net > 0) & (net < costs.franco_threshold)
     return _per_customer(
         per_order, revenue=per_order.gross, discounts=per_order.discount,
         cost_of_goods=per_order.cogs, n_lines=per_order.n_lines, count="n_orders",

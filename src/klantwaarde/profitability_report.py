@@ -46,7 +46,7 @@ class ProfitabilityReport:
 
 def build_report(source: Source, as_of: dt.date, config: Config) -> ProfitabilityReport:
     margins = customer_margins(source, as_of, config.costs, config.profitability.window_months)
-    customers = margins.table.to_pandas()
+    customers = margins.table.to_pyarrow().to_pandas()  # ibis.to_pandas converts slowly
     if customers.empty:
         raise ValueError(f"no customer has any activity between {margins.start} and {as_of}")
     qualified = qualify(customers, config.costs, config.profitability)

@@ -78,9 +78,11 @@ def qualify(margins: pd.DataFrame, costs: CostsConfig, cfg: ProfitabilityConfig)
     out["profitable"] = out.net_margin > 0
     strategic = out["strategic"] if "strategic" in out else pd.Series(False, index=out.index)
     out["strategic"] = strategic.fillna(False).astype(bool)
-    keys = list(zip(out.significant, out.profitable, out.strategic, strict=True))
-    out["cell"] = [_cell_name(*key) for key in keys]
-    out["policy"] = [POLICIES[key] for key in keys]
+    code = (out.significant.to_numpy() * 4 + out.profitable.to_numpy() * 2
+            + out.strategic.to_numpy())
+    keys = sorted(POLICIES, key=lambda k: k[0] * 4 + k[1] * 2 + k[2])
+    out["cell"] = np.array([_cell_name(*k) for k in keys], dtype=object)[code]
+    out["policy"] = np.array([POLICIES[k] for k in keys], dtype=object)[code]
     out["category"] = np.select(
         [~out.profitable, out.significant & out.strategic, out.significant],
         ["loss account", "key account", "large account"], "small account")
@@ -93,9 +95,10 @@ def qualify(margins: pd.DataFrame, costs: CostsConfig, cfg: ProfitabilityConfig)
     single = loss & best.notna() & (savings.max(axis=1) >= gap)
     combined = loss & best.notna() & ~single & (savings.sum(axis=1) >= gap)
     out.loc[single, "remedy"] = best[single].map(REMEDIES)
+    names = savings.columns.to_numpy()
     out.loc[combined, "remedy"] = [
-        "; ".join(REMEDIES[d] for d in row[row > 0].sort_values(ascending=False).index)
-        for _, row in savings[combined].iterrows()]
+        "; ".join(REMEDIES[names[i]] for i in np.argsort(-row) if row[i] > 0)
+        for row in savings[combined].to_numpy()]
     let_go = loss & ~single & ~combined
     out.loc[let_go, "remedy"] = [f"let it go: the remedies close EUR {s:,.0f} of a EUR {g:,.0f} "
                                  "gap" for s, g in zip(savings[let_go].sum(axis=1), gap[let_go],
