@@ -254,3 +254,11 @@ def test_invalid_source_writes_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "orders.order_date" in result.stderr and "Traceback" not in result.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_an_as_of_without_activity_is_a_clear_error(hand_built: Path, tmp_path: Path) -> None:
+    result = run_cli("profitability", "--source", str(hand_built), "--as-of", "2010-06-30",
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "No customer has any order" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

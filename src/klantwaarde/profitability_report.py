@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from klantwaarde.config import Config
+from klantwaarde.errors import InputError
 from klantwaarde.plots import pyramid_png, whale_curve_png
 from klantwaarde.profitability import customer_margins
 from klantwaarde.segments import WhaleCurve, qualify, summary, whale_curve
@@ -48,7 +49,9 @@ def build_report(source: Source, as_of: dt.date, config: Config) -> Profitabilit
     margins = customer_margins(source, as_of, config.costs, config.profitability.window_months)
     customers = margins.table.to_pyarrow().to_pandas()  # ibis.to_pandas converts slowly
     if customers.empty:
-        raise ValueError(f"no customer has any activity between {margins.start} and {as_of}")
+        raise InputError(f"No customer has any order, invoice, interaction or complaint between "
+                         f"{margins.start} (exclusive) and {as_of}: choose an --as-of inside the "
+                         "data's horizon (klantwaarde validate prints it).")
     qualified = qualify(customers, config.costs, config.profitability)
     return ProfitabilityReport(margins.start, as_of, qualified,
                                summary(qualified, config.profitability),
