@@ -53,9 +53,6 @@ class Population:
     warranted_discount: np.ndarray  # what the turnover at full activity warrants
     initial_categories: np.ndarray  # bool, customers x categories
 
-    def __len__(self) -> int:
-        return len(self.size)
-
 
 def customer_ids(index: np.ndarray) -> np.ndarray:
     """Customer ids for 0-based customer numbers: C0000001, C0000002, ..."""
