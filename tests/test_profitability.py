@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
-from klantwaarde.profitability import DRIVERS, customer_margins, months_before
+from klantwaarde.periods import months_before
+from klantwaarde.profitability import DRIVERS, customer_margins
 from klantwaarde.profitability_report import build_report
 from klantwaarde.simulation import simulate
 from klantwaarde.sources import open_source
@@ -152,6 +153,9 @@ def test_months_before_keeps_the_day_or_takes_the_month_end() -> None:
     assert months_before(dt.date(2024, 12, 31), 12) == dt.date(2023, 12, 31)
     assert months_before(dt.date(2024, 3, 31), 1) == dt.date(2024, 2, 29)
     assert months_before(dt.date(2024, 1, 15), 3) == dt.date(2023, 10, 15)
+    assert months_before(dt.date(2024, 4, 30), 1) == dt.date(2024, 3, 31)  # a month end
+    assert months_before(dt.date(2025, 2, 28), 12) == dt.date(2024, 2, 29)
+    assert months_before(dt.date(2024, 3, 30), 1) == dt.date(2024, 2, 29)
 
 
 rows = st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 500),

@@ -23,7 +23,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from klantwaarde import __version__
 from klantwaarde.config import Config, load_config
 from klantwaarde.errors import InputError, NotAvailableError
-from klantwaarde.staging import staged_folder
+from klantwaarde.staging import staged_file, staged_folder
 
 if TYPE_CHECKING:
     from klantwaarde.simulation import SimulationResult
@@ -193,10 +193,30 @@ def _valid_source(source: str, cfg: Config, step: Callable[[str], None]) -> Sour
 
 @app.command()
 def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
-             out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+             out_file: Annotated[Path, typer.Option("--out", help="New Parquet file to write.")],
+             snapshots: Annotated[int, typer.Option(
+                 min=1, max=120, help="Also the monthly snapshots before --as-of: this many "
+                 "in all.")] = 1,
              config: ConfigOption = None) -> None:
-    """Point-in-time features of every customer at --as-of."""
-    _not_available("features")
+    """Point-in-time features of every active customer at --as-of: one row per customer."""
+    from klantwaarde.features import features_at
+    from klantwaarde.features.output import write_features
+
+    cfg = _config(ctx, config)
+    if out_file.suffix != ".parquet":
+        raise InputError(f"--out {out_file}: features are written as Parquet; name the file "
+                         "*.parquet.")
+    with staged_file(out_file, "features") as staging, progress() as step:
+        src = _valid_source(source, cfg, step)
+        step("aggregating the history and computing features")
+        result = features_at(src, as_of.date(), cfg, snapshots)
+        step(f"writing {out_file}")
+        rows = write_features(result, staging)
+    for notice in result.skipped:
+        err.print(f"[yellow]skipped[/yellow] {escape(notice)}")
+    dates = ", ".join(str(d) for d in sorted(result.as_of))
+    out.print(f"{rows:,} customer snapshots with {len(result.features)} features at {dates} "
+              f"written to {out_file}")
 
 
 @app.command()

@@ -244,6 +244,25 @@ class ProfitabilityConfig(Section):
         return self
 
 
+class ChurnLabel(Section):
+    definition: Literal["no_order", "dry_up"]
+    dry_up_fraction: Annotated[float, Field(gt=0, le=1)]
+
+
+class UpgradeLabel(Section):
+    min_category_amount: NonNegative
+    growth: NonNegative
+
+
+class LabelsConfig(Section):
+    """Eligibility, the horizon and the definitions of the churn and upgrade labels."""
+
+    active_months: int = Field(gt=0, le=120)
+    horizon_months: int = Field(gt=0, le=60)
+    churn: ChurnLabel
+    upgrade: UpgradeLabel
+
+
 class Config(Section):
     """The whole configuration, one attribute per YAML file."""
 
@@ -251,6 +270,7 @@ class Config(Section):
     contract: ContractConfig
     costs: CostsConfig
     profitability: ProfitabilityConfig
+    labels: LabelsConfig
     simulate: SimulateConfig
 
 

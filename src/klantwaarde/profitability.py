@@ -9,7 +9,6 @@ never zero, and it is left out of the sum.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import ibis.expr.types as ir
 
 from klantwaarde.config import CostsConfig
 from klantwaarde.contract import Kind, table_spec
+from klantwaarde.periods import months_before
 from klantwaarde.sources import Source
 from klantwaarde.typed import typed_column, typed_table
 
@@ -34,12 +34,6 @@ class CustomerMargins:
     start: dt.date  # the window is (start, as_of]
     as_of: dt.date
     skipped: tuple[str, ...]  # "driver: why", for every part left out
-
-
-def months_before(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` earlier (the month's last day where that day does not exist)."""
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
@@ -89,8 +83,9 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
         joined = joined.left_join(customers.select("customer_id", *attributes),
                                   "customer_id").drop("customer_id_right")
     has_discounts = "discount_amount" in source.tables["orders"].table.columns
-    return CustomerMargins(_margins(joined, costs, window_months, has_discounts), start, as_of,
-                           tuple(skipped))
+    extra = [c for c in ("account_manager", "industry", "strategic") if c in joined.columns]
+    table = margins(joined, costs, window_months, has_discounts, ("customer_id", *extra))
+    return CustomerMargins(table.order_by("customer_id"), start, as_of, tuple(skipped))
 
 
 def _typed_values(source: Source, name: str) -> ir.Table:
@@ -169,9 +164,22 @@ def _invoices(invoices: ir.Table, as_of: dt.date, costs: CostsConfig,
     return _per_customer(invoices, count="n_invoices", **metrics)
 
 
-def _margins(t: ir.Table, costs: CostsConfig, window_months: int,
-             has_discounts: bool) -> ir.Table:
-    """Driver costs, totals and the discount the turnover warrants, from the joined counts."""
+def margins(t: ir.Table, costs: CostsConfig, window_months: int, has_discounts: bool,
+            keys: tuple[str, ...]) -> ir.Table:
+    """``margin_values`` of the table's columns of the same names; ``keys`` pass through."""
+    return t.select(*keys, **margin_values({c: t[c] for c in MARGIN_INPUTS if c in t.columns},
+                                           costs, window_months, has_discounts))
+
+
+# the counts and sums margin_values reads; the first three are always given
+MARGIN_INPUTS = ("revenue", "discounts", "cost_of_goods", "n_orders", "n_lines", "n_franco",
+                 "n_invoices", "interest", "n_visits", "n_calls", "n_complaints")
+
+
+def margin_values(given: dict[str, ir.Value], costs: CostsConfig, window_months: int,
+                  has_discounts: bool) -> dict[str, ir.Value]:
+    """Driver costs, totals and the discount the turnover warrants, from per-customer counts and
+    sums over a window (``MARGIN_INPUTS``; a driver whose input is absent is null)."""
     rates = {"orders": ("n_orders", costs.per_order),
              "order_lines": ("n_lines", costs.per_order_line),
              "invoices": ("n_invoices", costs.per_invoice),
@@ -180,13 +188,13 @@ def _margins(t: ir.Table, costs: CostsConfig, window_months: int,
              "calls": ("n_calls", costs.per_call),
              "complaints": ("n_complaints", costs.per_complaint),
              "late_payment": ("interest", 1.0)}
-    drivers = {name: (t[column].fill_null(0) * rate).cast("float64")
-               for name, (column, rate) in rates.items() if column in t.columns}
-    counts = {column: (t[column].fill_null(0) if column in t.columns else ibis.null("int64"))
+    drivers = {name: (given[column].fill_null(0) * rate).cast("float64")
+               for name, (column, rate) in rates.items() if column in given}
+    counts = {column: (given[column].fill_null(0) if column in given else ibis.null("int64"))
               for column, _ in rates.values() if column != "interest"}
-    revenue = t.revenue.fill_null(0)
-    discounts = t.discounts.fill_null(0) if has_discounts else ibis.null("float64")
-    cost_of_goods = t.cost_of_goods.fill_null(0)
+    revenue = given["revenue"].fill_null(0)
+    discounts = given["discounts"].fill_null(0) if has_discounts else ibis.null("float64")
+    cost_of_goods = given["cost_of_goods"].fill_null(0)
     cost_to_serve = sum(drivers.values(), ibis.literal(0.0))
     gross_margin = revenue - discounts.fill_null(0) - cost_of_goods
     net_margin = gross_margin - cost_to_serve
@@ -194,9 +202,7 @@ def _margins(t: ir.Table, costs: CostsConfig, window_months: int,
     warranted = ibis.cases(*[(yearly >= band.min_turnover, band.discount)
                              for band in reversed(costs.discount_bands)], else_=0.0)
     positive = revenue > 0
-    extra = [c for c in ("account_manager", "industry", "strategic") if c in t.columns]
-    return t.select(
-        "customer_id", *extra,
+    return dict(
         revenue=revenue, discounts=discounts, cost_of_goods=cost_of_goods,
         gross_margin=gross_margin,
         **{f"cost_{name}": drivers.get(name, ibis.null("float64")) for name in DRIVERS},
@@ -209,4 +215,4 @@ def _margins(t: ir.Table, costs: CostsConfig, window_months: int,
                                    ibis.greatest(discounts - warranted * revenue, 0),
                                    ibis.null("float64")),
         **counts,
-    ).order_by("customer_id")
+    )

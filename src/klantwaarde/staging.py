@@ -1,4 +1,5 @@
-"""Writing an output folder all at once: into a hidden staging folder, moved into place at the end.
+"""Writing an output folder or file all at once: into a hidden staging path, moved into place at
+the end.
 
 An interrupted run leaves no half-written folder behind, and an existing folder with files in it
 is never touched.
@@ -36,12 +37,33 @@ def staged_folder(target: Path, command: str) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def staged_file(target: Path, command: str) -> Iterator[Path]:
+    """A hidden path next to ``target`` to write to; it becomes ``target`` when the block
+    succeeds. An existing ``target`` is refused."""
+    if target.exists():
+        raise InputError(f"--out {target} already exists; klantwaarde {command} never "
+                         "overwrites data. Choose a new file name or remove this file.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    try:
+        yield staging
+        staging.rename(target)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+
+
 def _remove_abandoned(target: Path) -> None:
-    """Remove staging folders of ``target`` left by runs that were killed."""
+    """Remove staging folders or files of ``target`` left by runs that were killed."""
     for staging in target.parent.glob(f".{target.name}.partial-*"):
         pid = staging.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging.is_dir():
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                staging.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:

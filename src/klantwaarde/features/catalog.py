@@ -1,0 +1,257 @@
+"""The declared features: name, family, source, window, type, direction and the words for people.
+
+Every feature is declared here once, with a description and a reason template in English and
+Dutch that renders its value for an account manager ("no visit for 143 days"). The pipeline
+computes exactly these columns; a trained model pins the names it used. Windows are in months on
+the period grid of ``as_of`` (see ``periods``): "the last 12 months" are the dates after
+``months_before(as_of, 12)`` up to and including ``as_of``.
+
+Static customer attributes (industry, region, ...) are declared from the customers table at run
+time by ``attribute_feature``; protected attributes never become features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Language = Literal["en", "nl"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One declared feature."""
+
+    name: str
+    family: str
+    requires: tuple[str, ...]  # "table" or "table.column" that must be present; "category":
+    # orders.category, or orders.product_id with products.category
+    window_months: int | None  # None: a state at as_of, or a static attribute
+    dtype: Literal["float64", "int64", "string", "boolean"]
+    riskier: Literal["higher", "lower"] | None  # which direction raises churn risk, if known
+    en: str  # description
+    nl: str
+    reason_en: str  # "{value}" with a format spec renders the value
+    reason_nl: str
+
+    def describe(self, language: Language = "en") -> str:
+        return self.en if language == "en" else self.nl
+
+    def reason(self, value: object, language: Language = "en") -> str:
+        """The value in words, for a person."""
+        template = self.reason_en if language == "en" else self.reason_nl
+        return template.format(value=value)
+
+
+def _f(name: str, family: str, requires: tuple[str, ...], window: int | None, dtype: str,
+       riskier: str | None, en: str, nl: str, reason_en: str, reason_nl: str) -> Feature:
+    return Feature(name, family, requires, window, dtype, riskier, en, nl,  # type: ignore[arg-type]
+                   reason_en, reason_nl)
+
+
+ORDERS = ("orders",)
+
+
+def _rfm() -> list[Feature]:
+    out = []
+    for w in (3, 6, 12):
+        out.append(_f(f"orders_{w}m", "orders", ORDERS, w, "int64", "lower",
+                      f"Orders in the last {w} months (an order: the lines with one order_id and "
+                      "date; each line when there is no order_id).",
+                      f"Orders in de laatste {w} maanden.",
+                      f"{{value:.0f}} orders in the last {w} months",
+                      f"{{value:.0f}} orders in de laatste {w} maanden"))
+        out.append(_f(f"revenue_{w}m", "orders", ORDERS, w, "float64", "lower",
+                      f"Revenue (gross_amount, returns included) in the last {w} months.",
+                      f"Omzet (bruto, retouren meegerekend) in de laatste {w} maanden.",
+                      f"revenue EUR {{value:,.0f}} in the last {w} months",
+                      f"omzet EUR {{value:,.0f}} in de laatste {w} maanden"))
+    return out
+
+
+def _trend(name: str, what_en: str, what_nl: str, w: int, en_period: str, nl_period: str
+           ) -> Feature:
+    return _f(name, "trends", ORDERS, 2 * w, "float64", "lower",
+              f"Relative change of {what_en} in the last {w} months against the {w} months "
+              f"before: (last - before) / before; empty when the {w} months before had none.",
+              f"Relatieve verandering van {what_nl} in de laatste {w} maanden ten opzichte van "
+              f"de {w} maanden daarvoor.",
+              f"{what_en} {{value:+.0%}} on the {en_period}",
+              f"{what_nl} {{value:+.0%}} ten opzichte van het {nl_period}")
+
+
+FEATURES: tuple[Feature, ...] = (
+    # recency, frequency, monetary
+    _f("days_since_last_order", "orders", ORDERS, None, "int64", "higher",
+       "Days from the last order line on or before as_of to as_of.",
+       "Dagen sinds de laatste orderregel.",
+       "no order for {value:.0f} days", "{value:.0f} dagen geen bestelling"),
+    *_rfm(),
+    _f("avg_order_value_12m", "orders", ORDERS, 12, "float64", "lower",
+       "Revenue per order in the last 12 months.", "Omzet per order in de laatste 12 maanden.",
+       "EUR {value:,.0f} per order", "EUR {value:,.0f} per order"),
+    _f("active_months_12m", "orders", ORDERS, 12, "int64", "lower",
+       "Of the last 12 monthly periods, how many have an order line.",
+       "Aantal van de laatste 12 maanden met een bestelling.",
+       "ordered in {value:.0f} of the last 12 months",
+       "besteld in {value:.0f} van de laatste 12 maanden"),
+    _f("lines_per_order_12m", "orders", ("orders.order_id",), 12, "float64", None,
+       "Order lines per order in the last 12 months.",
+       "Orderregels per order in de laatste 12 maanden.",
+       "{value:.1f} lines per order", "{value:.1f} regels per order"),
+    _f("tenure_days", "orders", ORDERS, None, "int64", "lower",
+       "Days from the first order line to as_of.", "Dagen sinds de eerste bestelling.",
+       "customer for {value:.0f} days", "{value:.0f} dagen klant"),
+    # trends
+    _trend("revenue_trend_3m", "revenue", "omzet", 3, "previous quarter", "vorige kwartaal"),
+    _trend("revenue_trend_6m", "revenue", "omzet", 6, "previous half year", "vorige halfjaar"),
+    _trend("orders_trend_3m", "orders", "aantal orders", 3, "previous quarter",
+           "vorige kwartaal"),
+    # net margin after cost-to-serve (the profitability module's figures over 12 months)
+    _f("gross_margin_12m", "margin", ORDERS, 12, "float64", "lower",
+       "Revenue minus discounts and cost of goods in the last 12 months.",
+       "Brutomarge (omzet min kortingen en inkoopwaarde) in de laatste 12 maanden.",
+       "gross margin EUR {value:,.0f} in 12 months", "brutomarge EUR {value:,.0f} in 12 maanden"),
+    _f("cost_to_serve_12m", "margin", ORDERS, 12, "float64", None,
+       "Activity-based cost-to-serve in the last 12 months (costs.yaml).",
+       "Kosten van bediening in de laatste 12 maanden.",
+       "cost-to-serve EUR {value:,.0f} in 12 months",
+       "bedieningskosten EUR {value:,.0f} in 12 maanden"),
+    _f("net_margin_12m", "margin", ORDERS, 12, "float64", "lower",
+       "Gross margin minus cost-to-serve in the last 12 months.",
+       "Nettomarge na kosten van bediening in de laatste 12 maanden.",
+       "net margin EUR {value:,.0f} in 12 months", "nettomarge EUR {value:,.0f} in 12 maanden"),
+    _f("net_margin_pct_12m", "margin", ORDERS, 12, "float64", "lower",
+       "Net margin as a share of revenue in the last 12 months; empty without revenue.",
+       "Nettomarge als deel van de omzet in de laatste 12 maanden.",
+       "net margin {value:.0%} of revenue", "nettomarge {value:.0%} van de omzet"),
+    *(_f(f"cost_{driver}_12m", "margin", requires, 12, "float64", None,
+         f"Cost of {en} in the last 12 months.", f"Kosten van {nl} in de laatste 12 maanden.",
+         f"{en} cost EUR {{value:,.0f}} in 12 months",
+         f"{nl} kosten EUR {{value:,.0f}} in 12 maanden")
+      for driver, requires, en, nl in (
+          ("orders", ORDERS, "orders", "orders"),
+          ("order_lines", ORDERS, "order lines", "orderregels"),
+          ("invoices", ("invoices",), "invoices", "facturen"),
+          ("franco", ORDERS, "small shipments below the franco threshold",
+           "zendingen onder de francogrens"),
+          ("visits", ("interactions",), "visits", "bezoeken"),
+          ("calls", ("interactions",), "calls", "telefoontjes"),
+          ("complaints", ("complaints",), "complaints", "klachten"),
+          ("late_payment", ("invoices.due_date", "invoices.paid_date"), "late payment",
+           "te late betaling"))),
+    # discounts
+    _f("discount_pct_12m", "discounts", ("orders.discount_amount",), 12, "float64", None,
+       "Discounts as a share of revenue in the last 12 months; empty without revenue.",
+       "Kortingen als deel van de omzet in de laatste 12 maanden.",
+       "discount {value:.1%} of revenue", "korting {value:.1%} van de omzet"),
+    _f("stale_discount_12m", "discounts", ("orders.discount_amount",), 12, "float64", None,
+       "Discount in the last 12 months beyond what today's turnover band warrants (costs.yaml): "
+       "a discount granted at an old turnover level.",
+       "Korting boven wat de huidige omzetstaffel rechtvaardigt (verouderde korting).",
+       "EUR {value:,.0f} discount beyond its turnover band",
+       "EUR {value:,.0f} korting boven de omzetstaffel"),
+    # payment behaviour, over the invoices dated in the last 12 months
+    _f("avg_days_late_12m", "payment", ("invoices.due_date", "invoices.paid_date"), 12,
+       "float64", "higher",
+       "Average days paid after the due date (0 when on time), over the last 12 months' "
+       "invoices paid by as_of; empty when none is.",
+       "Gemiddeld aantal dagen te laat betaald.",
+       "pays {value:.0f} days late on average", "betaalt gemiddeld {value:.0f} dagen te laat"),
+    _f("share_paid_late_12m", "payment", ("invoices.due_date", "invoices.paid_date"), 12,
+       "float64", "higher",
+       "Share paid after the due date, of the last 12 months' invoices paid by as_of.",
+       "Deel van de facturen dat te laat is betaald.",
+       "{value:.0%} of invoices paid late", "{value:.0%} van de facturen te laat betaald"),
+    _f("overdue_amount", "payment", ("invoices.due_date", "invoices.paid_date"), 12, "float64",
+       "higher",
+       "Amount of the last 12 months' invoices (positive amounts) due before as_of and not paid "
+       "by as_of.",
+       "Openstaand bedrag over de vervaldatum.",
+       "EUR {value:,.0f} overdue", "EUR {value:,.0f} over de vervaldatum"),
+    _f("overdue_invoices", "payment", ("invoices.due_date", "invoices.paid_date"), 12, "int64",
+       "higher",
+       "Number of the invoices counted in overdue_amount.",
+       "Aantal facturen over de vervaldatum.",
+       "{value:.0f} invoices overdue", "{value:.0f} facturen over de vervaldatum"),
+    # attention
+    *(_f(f"days_since_last_{kind}", "attention", ("interactions",), None, "int64", "higher",
+         f"Days from the last {en_kind} on or before as_of (or from the first order when there "
+         f"was none) to as_of.",
+         f"Dagen sinds {nl_kind} (of sinds de eerste bestelling).",
+         f"no {en_kind} for {{value:.0f}} days", f"{{value:.0f}} dagen geen {nl_kind}")
+      for kind, en_kind, nl_kind in (
+          ("visit", "visit", "bezoek"), ("call", "call", "telefonisch contact"),
+          ("contact", "contact", "contact"))),
+    _f("visits_12m", "attention", ("interactions",), 12, "int64", "lower",
+       "Visits (interaction kinds in costs.yaml visit_kinds) in the last 12 months.",
+       "Bezoeken in de laatste 12 maanden.",
+       "{value:.0f} visits in 12 months", "{value:.0f} bezoeken in 12 maanden"),
+    _f("calls_12m", "attention", ("interactions",), 12, "int64", "lower",
+       "Calls (costs.yaml call_kinds) in the last 12 months.",
+       "Telefoontjes in de laatste 12 maanden.",
+       "{value:.0f} calls in 12 months", "{value:.0f} telefoontjes in 12 maanden"),
+    _f("contacts_3m", "attention", ("interactions",), 3, "int64", "lower",
+       "Interactions of any kind in the last 3 months.",
+       "Contacten (alle soorten) in de laatste 3 maanden.",
+       "{value:.0f} contacts in 3 months", "{value:.0f} contacten in 3 maanden"),
+    _f("contacts_12m", "attention", ("interactions",), 12, "int64", "lower",
+       "Interactions of any kind in the last 12 months.",
+       "Contacten (alle soorten) in de laatste 12 maanden.",
+       "{value:.0f} contacts in 12 months", "{value:.0f} contacten in 12 maanden"),
+    _f("contacts_vs_norm_12m", "attention", ("interactions",), 12, "float64", "lower",
+       "Contacts in the last 12 months divided by the average of the active customers of the "
+       "same size (revenue quintile over 12 months) at as_of; empty when that average is 0.",
+       "Contacten ten opzichte van het gemiddelde voor klanten van dezelfde omvang.",
+       "contact at {value:.0%} of the norm for its size",
+       "contact op {value:.0%} van de norm voor zijn omvang"),
+    # complaints
+    _f("complaints_3m", "complaints", ("complaints",), 3, "int64", "higher",
+       "Complaints opened in the last 3 months.", "Klachten in de laatste 3 maanden.",
+       "{value:.0f} complaints in the last 3 months",
+       "{value:.0f} klachten in de laatste 3 maanden"),
+    _f("complaints_12m", "complaints", ("complaints",), 12, "int64", "higher",
+       "Complaints opened in the last 12 months.", "Klachten in de laatste 12 maanden.",
+       "{value:.0f} complaints in the last 12 months",
+       "{value:.0f} klachten in de laatste 12 maanden"),
+    _f("open_complaints", "complaints", ("complaints.closed_on",), 12, "int64", "higher",
+       "Complaints opened in the last 12 months and not closed by as_of.",
+       "Openstaande klachten.",
+       "{value:.0f} open complaints", "{value:.0f} openstaande klachten"),
+    _f("avg_days_to_close_12m", "complaints", ("complaints.closed_on",), 12, "float64",
+       "higher",
+       "Average days from opening to closing, of the complaints opened in the last 12 months "
+       "and closed by as_of; empty when none is.",
+       "Gemiddelde doorlooptijd van klachten in dagen.",
+       "complaints took {value:.0f} days to close",
+       "klachten duurden gemiddeld {value:.0f} dagen"),
+    # product breadth and white space ("bought": an order line with gross_amount > 0)
+    _f("categories_12m", "breadth", ("category",), 12, "int64", "lower",
+       "Product categories bought in the last 12 months.",
+       "Productgroepen gekocht in de laatste 12 maanden.",
+       "buys {value:.0f} categories", "koopt {value:.0f} productgroepen"),
+    _f("categories_ever", "breadth", ("category",), None, "int64", "lower",
+       "Product categories ever bought up to as_of.", "Productgroepen ooit gekocht.",
+       "bought {value:.0f} categories so far", "kocht tot nu toe {value:.0f} productgroepen"),
+    _f("white_space_12m", "breadth", ("category",), 12, "float64", None,
+       "Sum, over the categories not bought in the last 12 months, of the share of the active "
+       "customers in the same industry that did buy them: the categories similar customers buy "
+       "and this one does not.",
+       "Witte vlek: productgroepen die vergelijkbare klanten wel kopen en deze klant niet.",
+       "{value:.1f} categories that similar customers buy are missing",
+       "{value:.1f} productgroepen die vergelijkbare klanten kopen ontbreken"),
+)
+
+BY_NAME = {f.name: f for f in FEATURES}
+
+
+def attribute_feature(column: str, dtype: str) -> Feature:
+    """The declaration of a static attribute column of the customers table."""
+    if column == "acquired_on":
+        return _f("account_age_days", "static", ("customers.acquired_on",), None, "int64",
+                  None, "Days from customers.acquired_on to as_of; empty when it lies after.",
+                  "Dagen sinds de klant is binnengehaald.",
+                  "account for {value:.0f} days", "{value:.0f} dagen klant volgens het CRM")
+    return _f(column, "static", (f"customers.{column}",), None, dtype, None,
+              f"Customer attribute {column}.", f"Klantkenmerk {column}.",
+              f"{column}: {{value}}", f"{column}: {{value}}")
