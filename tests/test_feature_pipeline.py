@@ -1,0 +1,151 @@
+"""The feature pipeline on a simulated base: agreement with the profitability module, the
+multi-snapshot path against single snapshots, the declarations, and `klantwaarde features`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli, snapshot
+from klantwaarde.config import load_config
+from klantwaarde.features import BY_NAME, FEATURES, features_at, training_set
+from klantwaarde.periods import anchor_of, date_of, period_of
+from klantwaarde.profitability import DRIVERS, customer_margins
+from klantwaarde.simulation import simulate
+from klantwaarde.sources import open_source
+
+CFG = load_config()
+AS_OF = dt.date(2024, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("features") / "source"
+    simulate(1500, 24, 5, folder, CFG, start=dt.date(2023, 1, 1))
+    return folder
+
+
+def _frame(fs) -> pd.DataFrame:  # noqa: ANN001
+    return fs.table.to_pyarrow().to_pandas().set_index(["as_of", "customer_id"]).sort_index()
+
+
+def _source(folder: Path):  # noqa: ANN202
+    return open_source(str(folder), CFG.source)
+
+
+def test_every_declared_feature_is_computed_on_a_full_source(base: Path) -> None:
+    fs = features_at(_source(base), AS_OF, CFG)
+    names = [f.name for f in fs.features]
+    assert set(f.name for f in FEATURES) <= set(names)
+    assert fs.skipped == ()
+    frame = fs.table.to_pyarrow().to_pandas()
+    assert list(frame.columns) == ["customer_id", "as_of", *names]
+    assert frame.customer_id.is_unique and len(frame) > 1000
+    assert "gender" not in frame.columns and "account_manager" not in frame.columns
+    # every active customer ordered in the last 12 months, and no one after as_of
+    assert frame.days_since_last_order.between(0, 366).all()
+    assert (frame.orders_12m >= 1).all()
+
+
+def test_margin_features_equal_the_profitability_module(base: Path) -> None:
+    features = _frame(features_at(_source(base), AS_OF, CFG)).loc[pd.Timestamp(AS_OF).date()]
+    margins = customer_margins(_source(base), AS_OF, CFG.costs, 12).table.to_pyarrow() \
+        .to_pandas().set_index("customer_id").loc[features.index]
+    pairs = {"gross_margin_12m": "gross_margin", "cost_to_serve_12m": "cost_to_serve",
+             "net_margin_12m": "net_margin", "stale_discount_12m": "stale_discount",
+             **{f"cost_{d}_12m": f"cost_{d}" for d in DRIVERS}}
+    for feature, column in pairs.items():
+        np.testing.assert_allclose(features[feature], margins[column], rtol=1e-9, atol=1e-6,
+                                   err_msg=feature)
+
+
+def test_many_snapshots_at_once_equal_each_snapshot_alone(base: Path) -> None:
+    together = _frame(features_at(_source(base), AS_OF, CFG, snapshots=3))
+    dates = sorted(set(together.index.get_level_values(0)))
+    assert dates == [dt.date(2024, 4, 30), dt.date(2024, 5, 31), AS_OF]
+    for day in dates:
+        alone = _frame(features_at(_source(base), day, CFG))
+        pd.testing.assert_frame_equal(together.loc[[day]], alone, check_exact=False, rtol=1e-9)
+
+
+def test_training_set_features_and_the_margin_label(base: Path) -> None:
+    cutoff = dt.date(2024, 12, 31)
+    ts = training_set(_source(base), CFG, cutoff, snapshots=2)
+    frame = _frame(ts)
+    horizon = CFG.labels.horizon_months
+    assert sorted(set(frame.index.get_level_values(0))) == [dt.date(2024, 5, 31), AS_OF]
+    assert {"label_churn", "label_future_net_margin", "label_upgrade"} <= set(ts.labels)
+    assert any(label.startswith("label_adopt__") for label in ts.labels)
+    alone = _frame(features_at(_source(base), AS_OF, CFG))
+    pd.testing.assert_frame_equal(frame.loc[[AS_OF], alone.columns], alone, check_exact=False,
+                                  rtol=1e-9)
+    anchor = anchor_of(AS_OF)
+    end = date_of(period_of(AS_OF, anchor) + horizon, anchor)
+    future = customer_margins(_source(base), end, CFG.costs, horizon).table.to_pyarrow() \
+        .to_pandas().set_index("customer_id").net_margin
+    labels = frame.loc[AS_OF].label_future_net_margin
+    expected = future.reindex(labels.index).fillna(0.0)
+    np.testing.assert_allclose(labels, expected, rtol=1e-9, atol=1e-6)
+    churn = frame.loc[AS_OF].label_churn
+    assert 0.02 < churn.mean() < 0.6  # both classes present in a sensible mix
+
+
+def test_reasons_render_in_english_and_dutch() -> None:
+    visit = BY_NAME["days_since_last_visit"]
+    assert visit.reason(143, "en") == "no visit for 143 days"
+    assert visit.reason(143, "nl") == "143 dagen geen bezoek"
+    assert BY_NAME["revenue_trend_3m"].reason(-0.4) == "revenue -40% on the previous quarter"
+    for feature in FEATURES:  # every template renders a number in both languages
+        for language in ("en", "nl"):
+            assert "{" not in feature.reason(1.5, language)
+            assert feature.describe(language)
+
+
+def test_command_writes_the_features_with_their_declarations(base: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features" / "2024-06.parquet"
+    result = run_cli("features", "--source", str(base), "--as-of", "2024-06-30",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "written to" in result.stdout
+    table = pq.read_table(out)
+    declared = json.loads(table.schema.metadata[b"klantwaarde.features"])
+    assert [d["name"] for d in declared] == table.column_names[2:]
+    assert all(d["en"] and d["nl"] for d in declared)
+    assert table.num_rows == _frame(features_at(_source(base), AS_OF, CFG)).shape[0]
+    before = snapshot(out.parent)
+    again = run_cli("features", "--source", str(base), "--as-of", "2024-06-30",
+                    "--out", str(out))
+    assert again.returncode == 2 and "never overwrites" in again.stderr
+    assert snapshot(out.parent) == before
+
+
+def test_invalid_source_or_name_writes_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "bad"
+    source.mkdir()
+    (source / "orders.csv").write_text("customer_id,order_date,gross_amount\nC1,2024-13-45,10\n")
+    out = tmp_path / "out" / "f.parquet"
+    result = run_cli("features", "--source", str(source), "--as-of", "2024-06-30",
+                     "--out", str(out))
+    assert result.returncode == 2 and "order_date" in result.stderr
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+    named = run_cli("features", "--source", str(source), "--as-of", "2024-06-30",
+                    "--out", str(tmp_path / "f.csv"))
+    assert named.returncode == 2 and "*.parquet" in named.stderr
+
+
+def test_too_many_categories_is_a_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "wide"
+    source.mkdir()
+    rows = "".join(f"C{i % 7},2024-0{1 + i % 6}-10,{10 + i},cat{i:02d}\n" for i in range(70))
+    (source / "orders.csv").write_text("customer_id,order_date,gross_amount,category\n" + rows)
+    result = run_cli("features", "--source", str(source), "--as-of", "2024-06-30",
+                     "--out", str(tmp_path / "f.parquet"))
+    assert result.returncode == 2
+    assert "70 distinct product categories" in result.stderr and "Fix:" in result.stderr
+    assert not (tmp_path / "f.parquet").exists()
