@@ -19,7 +19,7 @@ from klantwaarde.config import CostsConfig
 from klantwaarde.contract import Kind, table_spec
 from klantwaarde.periods import months_before
 from klantwaarde.sources import Source
-from klantwaarde.typed import typed_column, typed_table
+from klantwaarde.typed import means_one_of, typed_column, typed_events, typed_table
 
 # cost-to-serve drivers, in the order of the output columns
 DRIVERS = ("orders", "order_lines", "invoices", "franco", "visits", "calls", "complaints",
@@ -45,8 +45,9 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
     def window(name: str, date: str) -> ir.Table | None:
         if name not in source.tables:
             return None
-        t = _typed_values(source, name)
-        return t.filter((t[date] > start) & (t[date] <= as_of), t.customer_id.notnull())
+        raw = source.tables[name]
+        t = typed_events(raw.table, table_spec(name), raw.decimal_comma)
+        return t.filter((t[date] > start) & (t[date] <= as_of))
 
     products = (typed_table(source.tables["products"].table, table_spec("products"))
                 if "products" in source.tables else None)
@@ -61,11 +62,11 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
     if interactions is None:
         skipped.append("visits, calls: no interactions table")
     else:
-        kind = interactions.kind.lower()
+        kind = interactions.kind
         parts.append(_per_customer(
             interactions,
-            n_visits=kind.isin([k.lower() for k in costs.visit_kinds]).cast("int64"),
-            n_calls=kind.isin([k.lower() for k in costs.call_kinds]).cast("int64")))
+            n_visits=means_one_of(kind, costs.visit_kinds).cast("int64"),
+            n_calls=means_one_of(kind, costs.call_kinds).cast("int64")))
     if complaints is None:
         skipped.append("complaints: no complaints table")
     else:
@@ -88,26 +89,12 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
     return CustomerMargins(table.order_by("customer_id"), start, as_of, tuple(skipped))
 
 
-def _typed_values(source: Source, name: str) -> ir.Table:
-    """The table with its dates, amounts and flags typed and its ids as given: ids are typed
-    (trimmed) once per distinct value in ``_per_customer``, not once per row."""
-    raw = source.tables[name]
-    return raw.table.mutate(**{
-        c.name: typed_column(raw.table[c.name], c.kind, raw.decimal_comma)
-        for c in table_spec(name).columns if c.name in raw.table.columns and c.kind is not Kind.ID
-    })
-
-
 def _per_customer(t: ir.Table, count: str | None = None, **sums: ir.Value) -> ir.Table:
-    """Sums of ``sums`` (and the row count as ``count``) per customer: grouped by the id as
-    given, then by the typed id."""
+    """Sums of ``sums`` (and the row count as ``count``) per customer."""
     metrics = {name: value.sum() for name, value in sums.items()}
     if count:
         metrics[count] = t.count()
-    raw = t.group_by(raw_id_=t.customer_id).aggregate(**metrics)
-    by_id = raw.group_by(customer_id=typed_column(raw.raw_id_, Kind.ID)).aggregate(
-        **{name: raw[name].sum() for name in metrics})
-    return by_id.filter(by_id.customer_id.notnull())
+    return t.group_by("customer_id").aggregate(**metrics)
 
 
 def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
@@ -132,15 +119,17 @@ def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
                        f"gross margin of {costs.default_gross_margin:.0%} is used")
         cogs = fallback
     lines = orders.select(
-        "customer_id", order_key_=orders.order_id if "order_id" in cols else ibis.row_number(),
+        "customer_id", "order_date",
+        order_key_=orders.order_id if "order_id" in cols else ibis.row_number(),
         gross=orders.gross_amount,
         discount=discount if discount is not None else ibis.null("float64"), cogs=cogs)
     if "order_id" not in cols:
         skipped.append("orders: no orders.order_id; every line counts as an order")
-    per_order = lines.group_by(["customer_id", "order_key_"]).aggregate(
+    # an order (a delivery): the lines that share customer, order_id and date
+    per_order = lines.group_by(["customer_id", "order_key_", "order_date"]).aggregate(
         gross=lines.gross.sum(), discount=lines.discount.sum(), cogs=lines.cogs.sum(),
         n_lines=lines.count())
-    net = per_order.gross - per_order.discount.fill_null(0)
+    net = (per_order.gross - per_order.discount.fill_null(0)).round(2)  # in cents: no float ties
     franco = (net > 0) & (net < costs.franco_threshold)
     return _per_customer(
         per_order, revenue=per_order.gross, discounts=per_order.discount,

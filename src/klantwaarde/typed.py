@@ -48,3 +48,27 @@ def typed_table(raw: ir.Table, spec: TableSpec, decimal_comma: bool = False) -> 
         c.name: typed_column(raw[c.name], c.kind, decimal_comma)
         for c in spec.columns if c.name in raw.columns
     })
+
+
+def typed_events(raw: ir.Table, spec: TableSpec, decimal_comma: bool = False) -> ir.Table:
+    """An event table for aggregation: dates, amounts, numbers and flags typed, text as given,
+    rows without a customer id dropped. The ids are typed only when some distinct id is not in
+    its typed form already (surrounding blanks): trimming every row of a large table would cost
+    more than the aggregations that follow."""
+    t = raw.mutate(**{c.name: typed_column(raw[c.name], c.kind, decimal_comma)
+                      for c in spec.columns
+                      if c.name in raw.columns and c.kind not in (Kind.ID, Kind.TEXT)})
+    ids = t.select("customer_id").distinct()
+    typed = typed_column(ids.customer_id, Kind.ID)
+    if ids.filter(typed.isnull() | (typed != ids.customer_id)).count().execute():
+        t = t.mutate(customer_id=typed_column(t.customer_id, Kind.ID))
+    return t.filter(t.customer_id.notnull())
+
+
+def means_one_of(column: ir.Column, wanted: list[str]) -> ir.BooleanColumn:
+    """Whether a text value means one of ``wanted`` once trimmed and lower-cased: decided on the
+    column's distinct values, which is cheaper than typing every row."""
+    wanted_set = {w.strip().lower() for w in wanted}
+    found = column.name("value_").as_table().distinct().to_pyarrow().column(0).to_pylist()
+    values = [v for v in found if v is not None and str(v).strip().lower() in wanted_set]
+    return column.isin(values) if values else column.isnull() & ibis.literal(False)

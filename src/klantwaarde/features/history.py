@@ -6,7 +6,7 @@ training set over many monthly snapshots costs little more than one snapshot. Wh
 needs more than the event's own period (an invoice paid or a complaint closed later), the panel
 keeps that second period as a key, so that "paid by as_of" stays exact to the day.
 
-Ids are grouped as given and typed (trimmed) once per distinct value, as in ``profitability``.
+Panels are computed once and kept in the engine: every snapshot query reads them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from klantwaarde.contract import Kind, table_spec
 from klantwaarde.errors import InputError
 from klantwaarde.periods import period_expr
 from klantwaarde.sources import Source
-from klantwaarde.typed import typed_column, typed_table
+from klantwaarde.typed import means_one_of, typed_column, typed_events, typed_table
 
 NEVER = 10**6  # the period of a date that is absent (never paid, never closed)
 EPOCH = dt.date(2000, 1, 1)  # day numbers count from here
@@ -49,11 +49,6 @@ class History:
     available: frozenset[str]  # "table" and "table.column" present in the source
 
 
-def _cached(panel: ir.Table | None) -> ir.Table | None:
-    """The panel computed once and kept in the engine (it is read by several queries)."""
-    return None if panel is None else panel.cache()
-
-
 def day_number(day: ir.DateValue) -> ir.IntegerValue:
     """Days since EPOCH."""
     return day.delta(ibis.date(EPOCH), unit="day")
@@ -65,19 +60,19 @@ def build_history(source: Source, cfg: Config, anchor: int, last: int) -> Histor
         [name for name in source.tables]
         + [f"{name}.{c}" for name, raw in source.tables.items() for c in raw.table.columns])
     lines, categories = _order_lines(source, cfg, anchor, last)
-    orders = _orders_panel(lines, cfg, "order_id" in lines.columns).cache()
-    interactions = _cached(_interactions(source, cfg, anchor, last))
+    orders = _orders_panel(lines, cfg, "order_id" in lines.columns)
+    interactions = _interactions(source, cfg, anchor, last)
     return History(
         anchor=anchor, last=last, lines=lines, orders=orders,
         order_state=_running(orders, first_day=("min", orders.first_day),
                              bought_ever=("bit_or", orders.bought)).cache(),
-        invoices=_cached(_invoices(source, anchor, last)),
+        invoices=_invoices(source, anchor, last),
         interactions=interactions,
         interaction_state=None if interactions is None else _running(
             interactions, last_visit=("max", interactions.last_visit),
             last_call=("max", interactions.last_call),
             last_contact=("max", interactions.last_contact)).cache(),
-        complaints=_cached(_complaints(source, anchor, last)),
+        complaints=_complaints(source, anchor, last),
         customers=_customers(source, cfg),
         categories=categories,
         has_discounts="discount_amount" in lines.columns,
@@ -87,32 +82,23 @@ def build_history(source: Source, cfg: Config, anchor: int, last: int) -> Histor
 
 
 def _events(source: Source, name: str, date: str, anchor: int, last: int) -> ir.Table | None:
-    """The table with dates, amounts and flags typed, ids and text as given (they are typed per
-    distinct value later), its period ``p`` and rows up to the end of period ``last``."""
+    """The table typed for aggregation (``typed_events``) with its period ``p``, rows up to the
+    end of period ``last``."""
     if name not in source.tables:
         return None
     raw = source.tables[name]
-    t = raw.table.mutate(**{
-        c.name: typed_column(raw.table[c.name], c.kind, raw.decimal_comma)
-        for c in table_spec(name).columns
-        if c.name in raw.table.columns and c.kind not in (Kind.ID, Kind.TEXT)
-    })
+    t = typed_events(raw.table, table_spec(name), raw.decimal_comma)
     t = t.mutate(p=period_expr(t[date], anchor))
-    return t.filter(t.p <= last, t.customer_id.notnull())
+    return t.filter(t.p <= last)
 
 
-def _per_customer(t: ir.Table, keys: tuple[str, ...],
+def per_customer(t: ir.Table, keys: tuple[str, ...],
                   **metrics: tuple[str, ir.Value | None]) -> ir.Table:
     """Aggregate ``metrics`` ({name: (how, value)}, how: count (of rows), sum, max, min or
-    bit_or) per raw customer id and ``keys``, then per typed customer id and ``keys``."""
-    raw = t.group_by("customer_id", *keys).aggregate(
+    bit_or) per customer and ``keys``, kept in the engine."""
+    return t.group_by("customer_id", *keys).aggregate(
         **{name: t.count() if how == "count" else getattr(value, how)()
-           for name, (how, value) in metrics.items()})
-    typed = raw.mutate(customer_id=typed_column(raw.customer_id, Kind.ID))
-    typed = typed.filter(typed.customer_id.notnull())
-    return typed.group_by("customer_id", *keys).aggregate(
-        **{name: getattr(typed[name], "sum" if how == "count" else how)()
-           for name, (how, _) in metrics.items()})
+           for name, (how, value) in metrics.items()}).cache()
 
 
 def _running(panel: ir.Table, **states: tuple[str, ir.Value]) -> ir.Table:
@@ -142,10 +128,10 @@ def _order_lines(source: Source, cfg: Config, anchor: int, last: int
     lines = _events(source, "orders", "order_date", anchor, last)
     assert lines is not None  # orders is required; validation runs before
     products = source.tables.get("products")
+    wanted = {"category": "category" not in lines.columns,
+              "unit_cost": "cost_amount" not in lines.columns and "quantity" in lines.columns}
     product_columns = [] if products is None or "product_id" not in lines.columns else [
-        c for c in products.table.columns
-        if (c == "category" and "category" not in lines.columns)
-        or (c == "unit_cost" and "cost_amount" not in lines.columns and "quantity" in lines.columns)]
+        c for c in products.table.columns if wanted.get(c)]
     if product_columns:
         lines = _with_products(source, lines, product_columns)
     fallback = lines.gross_amount * (1 - cfg.costs.default_gross_margin)
@@ -195,10 +181,10 @@ def _orders_panel(lines: ir.Table, cfg: Config, has_order_id: bool) -> ir.Table:
         orders = lines.select("customer_id", "order_date", "p", gross=lines.gross_amount,
                               discount=lines.discount_, cogs=lines.cogs_,
                               n_lines=ibis.literal(1, "int64"), bit=lines.bit_)
-    net = orders.gross - orders.discount.fill_null(0)
+    net = (orders.gross - orders.discount.fill_null(0)).round(2)  # in cents: no float ties
     franco = ((net > 0) & (net < cfg.costs.franco_threshold)).cast("int64")
     day = day_number(orders.order_date)
-    return _per_customer(
+    return per_customer(
         orders, ("p",), revenue=("sum", orders.gross), discounts=("sum", orders.discount),
         cost_of_goods=("sum", orders.cogs), n_lines=("sum", orders.n_lines),
         n_orders=("count", None), n_franco=("sum", franco),
@@ -212,7 +198,7 @@ def _invoices(source: Source, anchor: int, last: int) -> ir.Table | None:
     if t is None:
         return None
     if not {"due_date", "paid_date"} <= set(t.columns):
-        return _per_customer(t, ("p",), n_invoices=("count", None))
+        return per_customer(t, ("p",), n_invoices=("count", None))
     due = day_number(t.due_date)
     paid = day_number(t.paid_date)
     positive = ibis.greatest(t.amount, 0)
@@ -220,7 +206,7 @@ def _invoices(source: Source, anchor: int, last: int) -> ir.Table | None:
     t = t.mutate(dp=period_expr(t.due_date + ibis.interval(days=1), anchor).fill_null(NEVER),
                  sp=period_expr(t.paid_date, anchor).fill_null(NEVER))
     known = due.notnull() & paid.notnull()
-    return _per_customer(
+    return per_customer(
         t, ("p", "dp", "sp"),
         n_invoices=("count", None),
         n_positive=("sum", (t.amount > 0).cast("int64")),
@@ -238,11 +224,10 @@ def _interactions(source: Source, cfg: Config, anchor: int, last: int) -> ir.Tab
     t = _events(source, "interactions", "date", anchor, last)
     if t is None:
         return None
-    kind = t.kind.lower()
-    visit = kind.isin([k.lower() for k in cfg.costs.visit_kinds])
-    call = kind.isin([k.lower() for k in cfg.costs.call_kinds])
+    visit = means_one_of(t.kind, cfg.costs.visit_kinds)
+    call = means_one_of(t.kind, cfg.costs.call_kinds)
     day = day_number(t.date)
-    return _per_customer(
+    return per_customer(
         t, ("p",), n_visits=("sum", visit.cast("int64")), n_calls=("sum", call.cast("int64")),
         n_contacts=("count", None),
         last_visit=("max", ibis.ifelse(visit, day, ibis.null("int64"))),
@@ -256,9 +241,9 @@ def _complaints(source: Source, anchor: int, last: int) -> ir.Table | None:
     if t is None:
         return None
     if "closed_on" not in t.columns:
-        return _per_customer(t, ("p",), n_complaints=("count", None))
+        return per_customer(t, ("p",), n_complaints=("count", None))
     t = t.mutate(cp=period_expr(t.closed_on, anchor).fill_null(NEVER))
-    return _per_customer(
+    return per_customer(
         t, ("p", "cp"), n_complaints=("count", None),
         close_days=("sum", t.closed_on.delta(t.opened_on, unit="day").fill_null(0)))
 

@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from klantwaarde.config import Config
 from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature
-from klantwaarde.features.history import NEVER, History, _per_customer, day_number
+from klantwaarde.features.history import History, per_customer
 from klantwaarde.periods import date_of
 from klantwaarde.profitability import DRIVERS, margin_values
 
@@ -339,7 +339,7 @@ def _adoptions(history: History, cfg: Config, snaps: ir.Table) -> ir.Table:
     up to as_of, and bought for at least the minimum amount in the horizon."""
     horizon = cfg.labels.horizon_months
     lines = history.lines.filter(history.lines.category_bit_ > 0)
-    cat = _per_customer(lines, ("category_bit_", "p"), amount=("sum", lines.gross_amount),
+    cat = per_customer(lines, ("category_bit_", "p"), amount=("sum", lines.gross_amount),
                         bought=("max", (lines.gross_amount > 0).cast("int64")))
     first = ibis.ifelse(cat.bought > 0, cat.p, ibis.null("int64")).min().over(
         group_by=["customer_id", "category_bit_"])
