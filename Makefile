@@ -34,6 +34,8 @@ lint: $(STAMP) ## Check the code style with ruff
 bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/data/)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/profitability.py
+	$(BIN)/python benchmarks/features.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -121,39 +121,56 @@ def _with_products(source: Source, lines: ir.Table, needed: list[str]) -> ir.Tab
                            == items.product_key_).drop("product_key_")
 
 
+def _category_values(lines: ir.Table, category: ir.StringValue
+                     ) -> list[tuple[str | None, str | None]]:
+    """The distinct values of ``category`` on the lines that buy (gross > 0), with their typed
+    (trimmed) form: categories are typed per distinct value, not per line."""
+    values = lines.filter(lines.gross_amount > 0).select(raw_=category).distinct()
+    found = values.mutate(typed_=typed_column(values.raw_, Kind.TEXT)).to_pyarrow()
+    return list(zip(found.column("raw_").to_pylist(), found.column("typed_").to_pylist(),
+                    strict=True))
+
+
 def _order_lines(source: Source, cfg: Config, anchor: int, last: int
                  ) -> tuple[ir.Table, tuple[str, ...]]:
-    """Order lines with their period, discount, cost of goods and category bit. The category is
-    orders.category, else products.category; products are joined only when needed."""
+    """Order lines with their period, discount, cost of goods and category bit. A line's
+    category is orders.category, else its product's category; products are joined only when
+    some line needs them."""
     lines = _events(source, "orders", "order_date", anchor, last)
     assert lines is not None  # orders is required; validation runs before
     products = source.tables.get("products")
-    wanted = {"category": "category" not in lines.columns,
-              "unit_cost": "cost_amount" not in lines.columns and "quantity" in lines.columns}
-    product_columns = [] if products is None or "product_id" not in lines.columns else [
-        c for c in products.table.columns if wanted.get(c)]
+    linked = products is not None and "product_id" in lines.columns
+    own = "category" in lines.columns
+    found = _category_values(lines, lines.category) if own else []
+    blank = [raw for raw, typed in found if typed is None]
+    from_products = (linked and "category" in products.table.columns
+                     and (not own or bool(blank)))
+    costs_from_products = (linked and "unit_cost" in products.table.columns
+                           and "cost_amount" not in lines.columns and "quantity" in lines.columns)
+    product_columns = (["category"] if from_products else []) \
+        + (["unit_cost"] if costs_from_products else [])
     if product_columns:
         lines = _with_products(source, lines, product_columns)
     fallback = lines.gross_amount * (1 - cfg.costs.default_gross_margin)
     if "cost_amount" in lines.columns:  # as in profitability: the default margin fills gaps
         cogs = ibis.coalesce(lines.cost_amount, fallback)
-    elif "unit_cost_p_" in lines.columns:
+    elif costs_from_products:
         cogs = ibis.coalesce(lines.quantity * lines.unit_cost_p_, fallback)
     else:
         cogs = fallback
-    category = (lines.category if "category" in lines.columns
-                else lines.category_p_ if "category_p_" in lines.columns else None)
     lines = lines.mutate(
         cogs_=cogs,
         discount_=(lines.discount_amount if "discount_amount" in lines.columns
                    else ibis.null("float64")))
-    if category is None:
+    if not own and not from_products:
         return lines.mutate(bit_=ibis.literal(0, "int64")), ()
-    # categories are typed (trimmed) per distinct value, not per line
-    values = lines.filter(lines.gross_amount > 0).select(raw_=category).distinct()
-    values = values.mutate(category_=typed_column(values.raw_, Kind.TEXT))
-    found = values.filter(values.category_.notnull()).to_pyarrow()
-    categories = tuple(sorted(set(found.column("category_").to_pylist())))
+    category = lines.category if own else lines.category_p_
+    if own and from_products:
+        missing = lines.category.isnull() | lines.category.isin([b for b in blank if b])
+        category = ibis.ifelse(missing, lines.category_p_, lines.category)
+    if from_products:
+        found = _category_values(lines, category)
+    categories = tuple(sorted({typed for _, typed in found if typed is not None}))
     if len(categories) > MAX_CATEGORIES:
         raise InputError(
             f"orders: {len(categories)} distinct product categories (for example "
@@ -161,11 +178,10 @@ def _order_lines(source: Source, cfg: Config, anchor: int, last: int
             f"{MAX_CATEGORIES}. Fix: map products to broader categories in orders.category or "
             f"products.category.")
     index = {name: i for i, name in enumerate(categories)}
-    bits = {raw: 1 << index[typed] for raw, typed in zip(found.column("raw_").to_pylist(),
-                                                         found.column("category_").to_pylist(),
-                                                         strict=True)}
+    bits = {raw: 1 << index[typed] for raw, typed in found if typed is not None}
     # a category seen only on returns or credit lines has no bit: it was never bought
-    lines = lines.mutate(category_bit_=category.substitute(bits, else_=0).cast("int64"))
+    lines = lines.mutate(category_bit_=category.substitute(bits, else_=0).cast("int64")
+                         if bits else ibis.literal(0, "int64"))
     bit = ibis.ifelse(lines.gross_amount > 0, lines.category_bit_, 0)
     return lines.mutate(bit_=bit.cast("int64")), categories
 
