@@ -121,15 +121,11 @@ def _typed_ids(raw: pd.Series) -> tuple[pd.Categorical, np.ndarray]:
     return pd.Categorical.from_codes(typed_of_row, categories=pd.Index(typed)), codes
 
 
-def _events(df: pd.DataFrame | None, date: str, keep_given: bool = False
-            ) -> pd.DataFrame | None:
-    """Typed customer_id (a categorical) and event date; rows where either is null dropped.
-    With ``keep_given``, ``given_id`` holds a code of the customer id as given."""
+def _events(df: pd.DataFrame | None, date: str) -> pd.DataFrame | None:
+    """Typed customer_id (a categorical) and event date; rows where either is null dropped."""
     if df is None:
         return None
-    df["customer_id"], given = _typed_ids(df["customer_id"])
-    if keep_given:
-        df["given_id"] = given
+    df["customer_id"], _ = _typed_ids(df["customer_id"])
     df[date] = _date(df[date])
     return df[df["customer_id"].notna() & df[date].notna()]
 
@@ -183,7 +179,7 @@ def features_pandas(folder: Path, as_of: dt.date, cfg: Config) -> pd.DataFrame:
               "cost_amount", "category"]
     if "category" not in names or "cost_amount" not in names:  # then products is needed
         wanted += ["product_id", "quantity"]
-    o = _events(_read(folder, "orders", wanted), "order_date", keep_given=True)
+    o = _events(_read(folder, "orders", wanted), "order_date")
     o = o[o["order_date"] <= asof]
     active_ids = o.loc[o["order_date"] > grid.edge(active), "customer_id"]
     customers = active_ids.cat.remove_unused_categories().cat.categories.sort_values()
@@ -316,7 +312,7 @@ def features_pandas(folder: Path, as_of: dt.date, cfg: Config) -> pd.DataFrame:
         for c in ("visits_12m", "calls_12m", "contacts_3m", "contacts_12m"):
             out[c] = att[c]
         n = len(out)
-        rank = out["revenue_12m"].rank(method="min")
+        rank = out["revenue_12m"].round(2).rank(method="min")  # in cents, as the engine
         pct = (rank - 1) / (n - 1) if n > 1 else rank * 0.0
         band = np.minimum(4, np.floor(5 * pct))
         norm = out["contacts_12m"].groupby(band).transform("mean")
@@ -392,16 +388,16 @@ def _margins(o: pd.DataFrame, products: pd.DataFrame | None, invoices: pd.DataFr
         cogs = fallback
     lines = pd.DataFrame({
         "customer_id": o["customer_id"],
-        "given_id": o["given_id"],
         "order_key": o["order_key"] if "order_key" in o.columns else np.arange(len(o)),
+        "order_date": o["order_date"],
         "gross": o["gross_amount"],
         "discount": o["discount_amount"] if has_discount else 0.0,
         "cogs": cogs})
-    # as customer_margins: an order is the lines of one customer id and order id as given
-    per_order = lines.groupby(["customer_id", "given_id", "order_key"], observed=True).agg(
+    # as customer_margins: an order is the lines of one customer, order id and date
+    per_order = lines.groupby(["customer_id", "order_key", "order_date"], observed=True).agg(
         gross=("gross", "sum"), discount=("discount", "sum"), cogs=("cogs", "sum"),
         n_lines=("gross", "size"))
-    net = per_order["gross"] - per_order["discount"]
+    net = (per_order["gross"] - per_order["discount"]).round(2)  # in cents, as the engine
     per_order["n_franco"] = ((net > 0) & (net < costs.franco_threshold)).astype("int64")
     per_order["n_orders"] = 1
     t = per_order.groupby("customer_id", observed=False)[

@@ -343,7 +343,8 @@ def contacts_vs_norm(revenue_12m: dict[str, float], contacts_12m: dict[str, int]
     n = len(customers)
     band = {}
     for c in customers:
-        rank_min = 1 + sum(1 for o in customers if revenue_12m[o] < revenue_12m[c])
+        rank_min = 1 + sum(1 for o in customers
+                           if round(revenue_12m[o], 2) < round(revenue_12m[c], 2))
         # floor(5 * (rank_min - 1) / (n - 1)) in exact integer arithmetic
         band[c] = 0 if n == 1 else min(4, (5 * (rank_min - 1)) // (n - 1))
     out = {}

@@ -379,7 +379,8 @@ def _relative(t: ir.Table, history: History, has: set[str]) -> ir.Table:
     """The features that compare a customer with the other active customers at the same as_of:
     contacts against the norm for its size, and white space against its industry."""
     if "attention" in has:
-        rank = ibis.percent_rank().over(group_by="snap", order_by="revenue_12")
+        # ranked in cents: float sums in another order must not swap two equal revenues
+        rank = ibis.percent_rank().over(group_by="snap", order_by=t.revenue_12.round(2))
         t = t.mutate(size_band_=ibis.least((rank * 5).floor().cast("int64"), 4))
         norm = t.contacts_12.mean().over(group_by=["snap", "size_band_"])
         t = t.mutate(contacts_vs_norm_12m=_ratio(t.contacts_12.cast("float64"), norm))
