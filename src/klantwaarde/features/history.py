@@ -45,7 +45,6 @@ class History:
     customers: ir.Table | None  # customer_id and the static attributes, typed
     categories: tuple[str, ...]  # bit i of a category mask is categories[i]; () without
     has_discounts: bool
-    has_order_id: bool
     available: frozenset[str]  # "table" and "table.column" present in the source
 
 
@@ -76,7 +75,6 @@ def build_history(source: Source, cfg: Config, anchor: int, last: int) -> Histor
         customers=_customers(source, cfg),
         categories=categories,
         has_discounts="discount_amount" in lines.columns,
-        has_order_id="order_id" in lines.columns,
         available=available,
     )
 
