@@ -117,6 +117,9 @@ def test_command_writes_the_features_with_their_declarations(base: Path, tmp_pat
     declared = json.loads(table.schema.metadata[b"klantwaarde.features"])
     assert [d["name"] for d in declared] == table.column_names[2:]
     assert all(d["en"] and d["nl"] for d in declared)
+    arrow = {"int64": "int64", "float64": "double", "string": "string", "boolean": "bool"}
+    assert {d["name"]: arrow[d["dtype"]] for d in declared} == {
+        d["name"]: str(table.schema.field(d["name"]).type) for d in declared}
     assert table.num_rows == _frame(features_at(_source(base), AS_OF, CFG)).shape[0]
     before = snapshot(out.parent)
     again = run_cli("features", "--source", str(base), "--as-of", "2024-06-30",
