@@ -152,3 +152,13 @@ def test_too_many_categories_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "70 distinct product categories" in result.stderr and "Fix:" in result.stderr
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_csv_and_duckdb_sources_give_the_same_features(tmp_path: Path) -> None:
+    frames = []
+    for fmt in ("csv", "duckdb"):
+        folder = tmp_path / fmt
+        result = simulate(400, 18, 2, folder, CFG, fmt=fmt, start=dt.date(2023, 1, 1))
+        frames.append(_frame(features_at(_source(Path(result.source)), AS_OF, CFG)))
+    assert len(frames[0]) > 300
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
