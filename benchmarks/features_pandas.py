@@ -20,7 +20,6 @@ It reads a folder of Parquet files (the simulator's output); CSV sources are not
 from __future__ import annotations
 
 import argparse
-import calendar
 import datetime as dt
 import re
 import time
@@ -31,6 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from klantwaarde.config import Config, load_config
+from klantwaarde.periods import anchor_of, date_of, period_of  # the grid: scalar dates
 
 NEVER_FEATURES = {"customer_id", "account_manager"}
 FLAG_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
@@ -38,27 +38,6 @@ FLAG_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "
 DRIVERS = {"orders": "n_orders", "order_lines": "n_lines", "invoices": "n_invoices",
            "franco": "n_franco", "visits": "n_visits", "calls": "n_calls",
            "complaints": "n_complaints", "late_payment": "interest"}
-
-
-# ------------------------------------------------------------- the period grid (scalar arithmetic)
-
-def _days_in(year: int, month: int) -> int:
-    return calendar.monthrange(year, month)[1]
-
-
-def anchor_of(day: dt.date) -> int:
-    """The day of the month, or 31 (month end) when ``day`` is its month's last day."""
-    return 31 if day.day == _days_in(day.year, day.month) else day.day
-
-
-def date_of(period: int, anchor: int) -> dt.date:
-    year, month = divmod(period, 12)
-    return dt.date(year, month + 1, min(anchor, _days_in(year, month + 1)))
-
-
-def period_of(day: dt.date, anchor: int) -> int:
-    month = day.year * 12 + day.month - 1
-    return month + (day.day > min(anchor, _days_in(day.year, day.month)))
 
 
 # ---------------------------------------------------------------------------------------- reading

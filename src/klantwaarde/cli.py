@@ -212,6 +212,13 @@ def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
         result = features_at(src, as_of.date(), cfg, snapshots)
         step(f"writing {out_file}")
         rows = write_features(result, staging)
+        if rows == 0:  # the staged file is removed: nothing is written
+            months = cfg.labels.active_months
+            raise InputError(
+                f"orders: no customer has an order line in the {months} months up to --as-of "
+                f"{as_of.date()}, so no customer is active and there is nothing to compute. "
+                f"Fix: choose an --as-of within the data (see klantwaarde validate for its "
+                f"dates), or raise active_months in labels.yaml.")
     for notice in result.skipped:
         err.print(f"[yellow]skipped[/yellow] {escape(notice)}")
     dates = ", ".join(str(d) for d in sorted(result.as_of))

@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from klantwaarde.config import Config
 from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature
-from klantwaarde.features.history import History, per_customer
+from klantwaarde.features.history import EPOCH, History, per_customer
 from klantwaarde.periods import date_of
 from klantwaarde.profitability import DRIVERS, margin_values
 
@@ -40,8 +40,8 @@ def _snapshots(periods: list[int], anchor: int, horizon: int) -> ir.Table:
     ends = [date_of(p + horizon, anchor) for p in periods]
     return ibis.memtable({
         "snap": periods, "as_of": dates,
-        "day": [(d - dt.date(2000, 1, 1)).days for d in dates],
-        "end_day": [(d - dt.date(2000, 1, 1)).days for d in ends],
+        "day": [(d - EPOCH).days for d in dates],
+        "end_day": [(d - EPOCH).days for d in ends],
     }, schema={"snap": "int64", "as_of": "date", "day": "int64", "end_day": "int64"})
 
 
