@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 from klantwaarde.config import Config
 from klantwaarde.contract import Kind, table_spec
 from klantwaarde.errors import InputError
-from klantwaarde.periods import period_expr
+from klantwaarde.periods import date_of, period_expr
 from klantwaarde.sources import Source
 from klantwaarde.typed import means_one_of, typed_column, typed_events, typed_table
 
@@ -59,7 +59,7 @@ def build_history(source: Source, cfg: Config, anchor: int, last: int) -> Histor
         [name for name in source.tables]
         + [f"{name}.{c}" for name, raw in source.tables.items() for c in raw.table.columns])
     lines, categories = _order_lines(source, cfg, anchor, last)
-    orders = _orders_panel(lines, cfg, "order_id" in lines.columns)
+    orders = _orders_panel(lines, cfg, anchor, "order_id" in lines.columns)
     interactions = _interactions(source, cfg, anchor, last)
     return History(
         anchor=anchor, last=last, lines=lines, orders=orders,
@@ -86,8 +86,8 @@ def _events(source: Source, name: str, date: str, anchor: int, last: int) -> ir.
         return None
     raw = source.tables[name]
     t = typed_events(raw.table, table_spec(name), raw.decimal_comma)
-    t = t.mutate(p=period_expr(t[date], anchor))
-    return t.filter(t.p <= last)
+    t = t.filter(t[date] <= date_of(last, anchor))  # a date filter reaches the file's row groups
+    return t.mutate(p=period_expr(t[date], anchor))
 
 
 def per_customer(t: ir.Table, keys: tuple[str, ...],
@@ -184,13 +184,14 @@ def _order_lines(source: Source, cfg: Config, anchor: int, last: int
     return lines.mutate(bit_=bit.cast("int64")), categories
 
 
-def _orders_panel(lines: ir.Table, cfg: Config, has_order_id: bool) -> ir.Table:
+def _orders_panel(lines: ir.Table, cfg: Config, anchor: int, has_order_id: bool) -> ir.Table:
     """Per customer and period: revenue, discounts, cost of goods, lines, orders, orders below
     the franco threshold, first and last order day, and the categories bought (a bit mask)."""
     if has_order_id:  # an order is the lines that share customer, order_id and date
-        orders = lines.group_by("customer_id", "order_id", "order_date", "p").aggregate(
+        orders = lines.group_by("customer_id", "order_id", "order_date").aggregate(
             gross=lines.gross_amount.sum(), discount=lines.discount_.sum(),
             cogs=lines.cogs_.sum(), n_lines=lines.count(), bit=lines.bit_.bit_or())
+        orders = orders.mutate(p=period_expr(orders.order_date, anchor))
     else:  # each line is an order
         orders = lines.select("customer_id", "order_date", "p", gross=lines.gross_amount,
                               discount=lines.discount_, cogs=lines.cogs_,

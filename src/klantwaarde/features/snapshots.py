@@ -91,7 +91,7 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
     if labels and history.categories:
         t = t.left_join(_adoptions(history, cfg, snaps), ["customer_id", "snap"]) \
             .drop("customer_id_right", "snap_right")
-    t = _relative(t, history, has)
+    t = _relative(t.cache(), history, has)
     values = _feature_values(t, history, cfg, has) | _margin_features(t, history, cfg, has)
     label_values = _label_values(t, history, cfg) if labels else {}
     out = t.select("customer_id", "as_of", **{f.name: values[f.name] for f in present},
@@ -172,8 +172,9 @@ def _orders(history: History, snaps: ir.Table, cfg: Config, forward: int) -> ir.
               "discounts_next": j.discounts.sum(where=ahead),
               "cogs_next": _sum(j.cost_of_goods, ahead),
               "franco_next": _sum(j.n_franco, ahead)}
-    t = j.group_by(["customer_id", "snap", "as_of", "day", "end_day"]).aggregate(**m)
-    return t.filter(t.active_lines > 0)
+    t = j.group_by(["customer_id", "snap"]).aggregate(**m)
+    t = t.filter(t.active_lines > 0)
+    return t.join(snaps, "snap")
 
 
 def _invoices(history: History, snaps: ir.Table, forward: int, payment: bool
@@ -377,18 +378,28 @@ def _label_values(t: ir.Table, history: History, cfg: Config) -> dict[str, ir.Va
 
 def _relative(t: ir.Table, history: History, has: set[str]) -> ir.Table:
     """The features that compare a customer with the other active customers at the same as_of:
-    contacts against the norm for its size, and white space against its industry."""
+    contacts against the norm for its size, and white space against its industry. Ranks and
+    means are taken on narrow tables and joined back: a window over every feature column would
+    carry them all through its sort."""
     if "attention" in has:
         # ranked in cents: float sums in another order must not swap two equal revenues
-        rank = ibis.percent_rank().over(group_by="snap", order_by=t.revenue_12.round(2))
-        t = t.mutate(size_band_=ibis.least((rank * 5).floor().cast("int64"), 4))
-        norm = t.contacts_12.mean().over(group_by=["snap", "size_band_"])
-        t = t.mutate(contacts_vs_norm_12m=_ratio(t.contacts_12.cast("float64"), norm))
+        n = t.select("customer_id", "snap", "contacts_12", revenue_=t.revenue_12.round(2))
+        rank = ibis.percent_rank().over(group_by="snap", order_by=n.revenue_)
+        n = n.mutate(size_band_=ibis.least((rank * 5).floor().cast("int64"), 4))
+        norms = n.group_by(["snap", "size_band_"]).aggregate(norm_=n.contacts_12.mean())
+        n = n.join(norms, ["snap", "size_band_"])
+        n = n.select("customer_id", "snap", contacts_vs_norm_12m=_ratio(
+            n.contacts_12.cast("float64"), n.norm_))
+        t = t.join(n, ["customer_id", "snap"])
     if "breadth" in has:
         group = ["snap"] + (["industry"] if "industry" in t.columns else [])
-        mask = t.bought_12.fill_null(0)
-        bits = [_bit(mask, i).cast("float64") for i in range(len(history.categories))]
-        t = t.mutate(**{f"rate_{i}_": b.mean().over(group_by=group) for i, b in enumerate(bits)})
+        bits = [_bit(t.bought_12.fill_null(0), i).cast("float64")
+                for i in range(len(history.categories))]
+        rates = t.group_by(group).aggregate(**{f"rate_{i}_": b.mean() for i, b in enumerate(bits)})
+        # a null industry is a group of its own, as in a window partition
+        t = t.join(rates, [t[g].identical_to(rates[g]) for g in group]) \
+            .drop(*[f"{g}_right" for g in group])
         t = t.mutate(white_space_12m=sum(
-            (t[f"rate_{i}_"] * (1 - b) for i, b in enumerate(bits)), ibis.literal(0.0)))
+            (t[f"rate_{i}_"] * (1 - _bit(t.bought_12.fill_null(0), i).cast("float64"))
+             for i in range(len(history.categories))), ibis.literal(0.0)))
     return t
