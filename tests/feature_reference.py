@@ -390,7 +390,10 @@ def industry_of(data: Data, customer: str) -> object:
 
 
 def breadth_family(data: Data, grid: Grid, eligible: list[str],
-                   lines_of: dict[str, list[tuple[int, dict]]]) -> dict[str, dict]:
+                   lines_of: dict[str, list[tuple[int, dict]]], categories_until: dt.date
+                   ) -> dict[str, dict]:
+    """Categories bought, white space, and one owns__<category> flag per category bought by
+    anyone up to ``categories_until`` (the last date the history reads)."""
     categories = all_categories(data)
     bought_12m = {c: bought(data, lines_of[c], lambda d: grid.last(d, 12)) for c in eligible}
     out = {}
@@ -400,9 +403,11 @@ def breadth_family(data: Data, grid: Grid, eligible: list[str],
         for category in categories:
             if category not in bought_12m[c]:
                 white_space += sum(1 for o in peers if category in bought_12m[o]) / len(peers)
-        out[c] = {"categories_12m": len(bought_12m[c]),
-                  "categories_ever": len(bought(data, lines_of[c], lambda d: d <= grid.as_of)),
+        ever = bought(data, lines_of[c], lambda d: d <= grid.as_of)
+        out[c] = {"categories_12m": len(bought_12m[c]), "categories_ever": len(ever),
                   "white_space_12m": white_space}
+        out[c] |= {f"owns__{category}": category in ever
+                   for category in all_categories(data, categories_until)}
     return out
 
 
@@ -438,7 +443,8 @@ def _value(x: object) -> object:
 
 # --------------------------------------------------------------------------- the two entry points
 
-def reference_features(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str, object]]:
+def reference_features(folder: Path, as_of: dt.date, cfg, categories_until: dt.date | None = None
+                       ) -> dict[str, dict[str, object]]:
     """Every feature of every eligible customer at ``as_of``: {customer_id: {feature: value}}."""
     data = load(Path(folder))
     grid = Grid(as_of)
@@ -476,7 +482,8 @@ def reference_features(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str,
         for c in eligible:
             out[c]["contacts_vs_norm_12m"] = norm[c]
     if data.has("category"):
-        for c, values in breadth_family(data, grid, eligible, lines_of).items():
+        for c, values in breadth_family(data, grid, eligible, lines_of,
+                                        categories_until or as_of).items():
             out[c].update(values)
     return out
 
@@ -524,8 +531,9 @@ def reference_labels(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str, o
     return out
 
 
-def feature_names(folder: Path, cfg) -> set[str]:
-    """The features the source allows, whether or not a customer is eligible."""
+def feature_names(folder: Path, cfg, categories_until: dt.date) -> set[str]:
+    """The features the source allows, whether or not a customer is eligible; the history read
+    up to ``categories_until`` names the owns__<category> flags."""
     data = load(Path(folder))
     names = {"days_since_last_order", "tenure_days", "avg_order_value_12m", "active_months_12m",
              "revenue_trend_3m", "revenue_trend_6m", "orders_trend_3m", "gross_margin_12m",
@@ -551,6 +559,7 @@ def feature_names(folder: Path, cfg) -> set[str]:
         names |= {"open_complaints", "avg_days_to_close_12m"}
     if data.has("category"):
         names |= {"categories_12m", "categories_ever", "white_space_12m"}
+        names |= {f"owns__{c}" for c in all_categories(data, categories_until)}
     names |= {"account_age_days" if c == "acquired_on" else c for c in static_columns(data, cfg)}
     return names
 

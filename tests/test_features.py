@@ -180,7 +180,7 @@ def test_reference_matches_the_hand_computation(hand_built: Path) -> None:
                 for c, values in HAND_FEATURES.items() for name, value in values.items()
                 if not is_close(value, got[c][name])]
     assert not problems, "\n".join(problems)
-    assert set(got["C1"]) == feature_names(hand_built, CFG)
+    assert set(got["C1"]) == feature_names(hand_built, CFG, AS_OF)
     assert "gender" not in got["C1"] and "account_manager" not in got["C1"]
     labels = reference_labels(hand_built, AS_OF, CFG)
     problems = [f"{c} {name}: expected {value!r}, reference {labels[c][name]!r}"
@@ -195,8 +195,8 @@ def test_engine_matches_the_hand_computation(hand_built: Path) -> None:
     source = open_source(str(hand_built), CFG.source)
     fs = features_at(source, AS_OF, CFG)
     problems = compare(reference_features(hand_built, AS_OF, CFG),
-                       feature_names(hand_built, CFG), rows_of(fs.table), AS_OF)
-    problems += names_problems(fs, feature_names(hand_built, CFG))
+                       feature_names(hand_built, CFG, AS_OF), rows_of(fs.table), AS_OF)
+    problems += names_problems(fs, feature_names(hand_built, CFG, AS_OF))
     ts = training_set(source, CFG, date_of(period_of(AS_OF, 15) + H, 15), snapshots=1)
     problems += compare_labels(reference_labels(hand_built, AS_OF, CFG),
                                label_names(hand_built, AS_OF, CFG), rows_of(ts.table), ts.labels,
@@ -543,7 +543,7 @@ def test_features_match_the_reference(ds: Dataset) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = ds.write(Path(tmp))
         fs = features_of(folder, ds.as_of)
-        names = feature_names(folder, CFG)
+        names = feature_names(folder, CFG, ds.as_of)
         problems = compare(reference_features(folder, ds.as_of, CFG), names,
                            rows_of(fs.table), ds.as_of)
         problems += names_problems(fs, names) + dtype_problems(fs)
@@ -563,8 +563,9 @@ def test_labels_match_the_reference(ds: Dataset) -> None:
                                   label_names(folder, ds.as_of, CFG), got, tuple(ts.labels),
                                   ds.as_of)
         features = [{k: v for k, v in r.items() if not k.startswith("label_")} for r in got]
-        problems += compare(reference_features(folder, ds.as_of, CFG),
-                            feature_names(folder, CFG), features, ds.as_of)
+        until = Grid(ds.as_of).horizon_end(CFG.labels.horizon_months)
+        problems += compare(reference_features(folder, ds.as_of, CFG, until),
+                            feature_names(folder, CFG, until), features, ds.as_of)
     assert not problems, report(ds, problems)
 
 
@@ -685,7 +686,7 @@ SKIPPED_FAMILIES = ("discounts", "payment", "attention", "complaints", "breadth"
 
 def test_the_reference_on_a_bare_transaction_log(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_text(BARE)
-    assert feature_names(tmp_path, CFG) == ORDERS_ONLY
+    assert feature_names(tmp_path, CFG, AS_OF) == ORDERS_ONLY
     got = reference_features(tmp_path, AS_OF, CFG)
     assert sorted(got) == ["C1", "C2"]
     assert got["C1"]["orders_12m"] == 3 and got["C1"]["revenue_trend_3m"] == pytest.approx(-0.8)
@@ -721,7 +722,7 @@ def test_protected_attributes_never_become_columns(tmp_path: Path) -> None:
         assert not [c for c in columns if c.lower() in protected or "gender" in c.lower()
                     or c.lower() == "account_manager"], columns
     assert {"industry", "loyalty"} <= set(fs.table.columns)
-    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG),
+    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG, AS_OF),
                        rows_of(fs.table), AS_OF)
     assert not problems, "\n".join(problems)
 
@@ -733,7 +734,7 @@ def test_a_category_column_where_nothing_was_bought(tmp_path: Path) -> None:
     """orders.category present, but no line with gross > 0 has one: no category, zero breadth."""
     (tmp_path / "orders.csv").write_text("customer_id,order_date,gross_amount,category\n"
                                          "C1,2024-06-01,100,\nC1,2024-05-01,-20,tools\n")
-    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG),
+    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG, AS_OF),
                        rows_of(features_of(tmp_path, AS_OF).table), AS_OF)
     assert not problems, "\n".join(problems)
 
@@ -745,6 +746,6 @@ def test_a_line_without_category_takes_that_of_its_product(tmp_path: Path) -> No
     (tmp_path / "orders.csv").write_text("customer_id,order_date,gross_amount,category,product_id\n"
                                          "C1,2024-06-01,100,,P1\nC1,2024-06-02,100,tools,P1\n")
     (tmp_path / "products.csv").write_text("product_id,category\nP1,paint\n")
-    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG),
+    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG, AS_OF),
                        rows_of(features_of(tmp_path, AS_OF).table), AS_OF)
     assert not problems, "\n".join(problems)

@@ -245,6 +245,20 @@ FEATURES: tuple[Feature, ...] = (
 BY_NAME = {f.name: f for f in FEATURES}
 
 
+def owns_feature(category: str) -> Feature:
+    """The declaration of "bought this category up to as_of", one per product category: the
+    next-best categories are those a customer does not own yet."""
+    return _f(f"owns__{category}", "breadth", ("category",), None, "boolean", None,
+              f"Bought category {category} (an order line with gross_amount > 0) up to as_of.",
+              f"Heeft ooit categorie {category} gekocht.",
+              f"already buys {_literal(category)}", f"koopt al {_literal(category)}")
+
+
+def _literal(text: str) -> str:
+    """``text`` inside a reason template: braces doubled."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def attribute_feature(column: str, dtype: str) -> Feature:
     """The declaration of a static attribute column of the customers table."""
     if column == "acquired_on":

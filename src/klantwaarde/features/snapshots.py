@@ -16,7 +16,7 @@ import ibis
 import ibis.expr.types as ir
 
 from klantwaarde.config import Config
-from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature
+from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature, owns_feature
 from klantwaarde.features.history import EPOCH, History, per_customer
 from klantwaarde.periods import date_of
 from klantwaarde.profitability import DRIVERS, margin_values
@@ -124,6 +124,8 @@ def _present(history: History) -> tuple[tuple[Feature, ...], tuple[str, ...]]:
             needs.update(gaps)
         else:
             present.append(feature)
+    if has_category:
+        present.extend(owns_feature(name) for name in history.categories)
     if history.customers is not None:
         schema = history.customers.schema()
         for column in history.customers.columns:
@@ -288,6 +290,8 @@ def _feature_values(t: ir.Table, history: History, cfg: Config, has: set[str]
         v["white_space_12m"] = t.white_space_12m
         v |= {"categories_12m": _bit_count(t.bought_12.fill_null(0), history),
               "categories_ever": _bit_count(t.bought_ever.fill_null(0), history)}
+        v |= {f"owns__{name}": _bit(t.bought_ever.fill_null(0), i)
+              for i, name in enumerate(history.categories)}
     if history.customers is not None:
         for column in history.customers.columns:
             if column == "acquired_on":
