@@ -229,8 +229,21 @@ def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 @app.command()
 def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
           config: ConfigOption = None) -> None:
-    """Train and compare the churn, margin and upgrade models; register the best in MLflow."""
-    _not_available("train")
+    """Train and compare the churn, margin and upgrade models; register the best in MLflow.
+
+    Uses the monthly snapshots whose labels are complete by --as-of; the newest validate.
+    MLFLOW_TRACKING_URI points at a server; without it runs go to models/ (see models.yaml).
+    """
+    from klantwaarde.render import print_training
+    from klantwaarde.training.train import train as run_training
+
+    cfg = _config(ctx, config)
+    with progress() as step:
+        src = _valid_source(source, cfg, step)
+        result = run_training(src, as_of.date(), cfg, step)
+    print_training(result, out)
+    for notice in result.notices:
+        err.print(escape(notice))
 
 
 @app.command()
@@ -238,8 +251,13 @@ def promote(ctx: typer.Context, target: Annotated[Target, typer.Option(help="Whi
             version: Annotated[int | None, typer.Option(help="Model version (default: the "
                                                            "challenger).")] = None,
             config: ConfigOption = None) -> None:
-    """Move the champion alias of a registered model."""
-    _not_available("promote")
+    """Move the champion alias of a registered model to a version (default: the challenger)."""
+    from klantwaarde.training import registry
+
+    cfg = _config(ctx, config)
+    registry.connect(cfg.models)
+    found = registry.promote(target.value, version)
+    out.print(f"{found.name}: champion is now version {found.version} (run {found.run_id})")
 
 
 @app.command()

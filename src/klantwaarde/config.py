@@ -263,6 +263,59 @@ class LabelsConfig(Section):
     upgrade: UpgradeLabel
 
 
+class TreeParams(Section):
+    max_depth: int = Field(gt=0, le=12)
+    min_samples_leaf: int = Field(gt=0)
+
+
+class XGBoostParams(Section):
+    max_rounds: int = Field(gt=0)
+    early_stopping_rounds: int = Field(gt=0)
+    search: dict[Literal["max_depth", "learning_rate", "min_child_weight", "subsample",
+                         "colsample_bytree", "reg_lambda"], tuple[float, ...]]
+    subsample: Annotated[float, Field(gt=0, le=1)]
+    colsample_bytree: Annotated[float, Field(gt=0, le=1)]
+    min_child_weight: NonNegative
+    margin_huber_quantile: Annotated[float, Field(gt=0, lt=1)]
+
+
+class CampaignConfig(Section):
+    """The retention campaign behind the expected maximum profit."""
+
+    customer_lifetime_value: Positive
+    incentive_cost: NonNegative
+    contact_cost: NonNegative
+    acceptance_alpha: Positive
+    acceptance_beta: Positive
+
+
+class SelectionConfig(Section):
+    churn: Literal["roc_auc", "pr_auc", "emp_per_customer", "lift_top10"]
+    margin: Literal["normalized_gini", "spearman"]
+    upgrade: Literal["mean_roc_auc"]
+
+
+class PromotionConfig(Section):
+    automatic: bool
+    min_improvement: NonNegative
+
+
+class ModelsConfig(Section):
+    """Data sets, candidates, metrics, selection and promotion of ``klantwaarde train``."""
+
+    seed: int = Field(ge=0)
+    train_snapshots: int = Field(gt=0, le=120)
+    validation_snapshots: int = Field(gt=0, le=12)
+    tree: TreeParams
+    xgboost: XGBoostParams
+    campaign: CampaignConfig
+    next_best_k: int = Field(gt=0)
+    selection: SelectionConfig
+    promotion: PromotionConfig
+    store: Path
+    experiment: str = Field(min_length=1)
+
+
 class Config(Section):
     """The whole configuration, one attribute per YAML file."""
 
@@ -271,6 +324,7 @@ class Config(Section):
     costs: CostsConfig
     profitability: ProfitabilityConfig
     labels: LabelsConfig
+    models: ModelsConfig
     simulate: SimulateConfig
 
 

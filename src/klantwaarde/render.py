@@ -1,4 +1,4 @@
-"""Terminal output of the validation and profitability reports (rich)."""
+"""Terminal output of the validation, profitability and training reports (rich)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
     from klantwaarde.profitability_report import ProfitabilityReport
+    from klantwaarde.training.train import TrainingResult
 
 
 def print_validation(report: ValidationReport, console: Console) -> None:
@@ -84,3 +85,36 @@ def print_profitability(report: ProfitabilityReport, console: Console) -> None:
     console.print(table)
     for line in report.skipped:
         console.print(f"  skipped {escape(line)}")
+
+
+_COLUMNS = {"churn": ["roc_auc", "pr_auc", "lift_top10", "capture_top10", "brier",
+                      "emp_per_customer"],
+            "margin": ["normalized_gini", "spearman", "mae", "rmse", "total_ratio"],
+            "upgrade": ["mean_roc_auc", "upgrade_roc_auc", "upgrade_pr_auc"]}
+
+
+def print_training(result: TrainingResult, console: Console) -> None:
+    """The candidate table per target, the challengers and where the runs are."""
+    sets = result.sets
+    console.print(f"Trained on {len(sets.train):,} customer snapshots "
+                  f"({sets.train_dates[0]} .. {sets.train_dates[-1]}), validated on "
+                  f"{len(sets.valid):,} ({', '.join(map(str, sets.valid_dates))}); "
+                  f"{len(sets.features)} features.")
+    for target, columns in _COLUMNS.items():
+        rows = [c for c in result.candidates if c.target == target]
+        if target == "upgrade" and rows:
+            columns = columns + sorted(k for k in rows[0].metrics if k.startswith("hit_rate"))
+        table = Table(title=f"{target} (validation)", title_justify="left")
+        table.add_column("candidate")
+        for column in columns:
+            table.add_column(column, justify="right")
+        challenger = result.challengers.get(target)
+        for row in rows:
+            mark = " (challenger)" if challenger and row.run_id == challenger.run_id else ""
+            table.add_row(row.candidate + mark,
+                          *[f"{row.metrics.get(c, float('nan')):.4f}" for c in columns])
+        console.print(table)
+    for target, version in result.challengers.items():
+        promoted = " and champion" if target in result.promoted else ""
+        console.print(f"{version.name}: version {version.version} is challenger{promoted}")
+    console.print(f"MLflow run {result.run_id} at {escape(result.tracking_uri)}")

@@ -1,0 +1,58 @@
+"""The model MLflow logs and registers: a fitted candidate with its pinned feature list.
+
+Whatever the candidate, ``predict`` takes the feature table (``klantwaarde features`` columns;
+extra columns are ignored) and returns one row per input row:
+
+- churn: ``churn_probability``;
+- margin: ``future_net_margin`` (over the label horizon);
+- upgrade: ``upgrade_probability`` and one ``adopt__<category>`` probability per category.
+"""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from klantwaarde.training.candidates import TargetName, contributions, predict
+
+
+def output_columns(target: TargetName, labels: list[str]) -> list[str]:
+    if target == "churn":
+        return ["churn_probability"]
+    if target == "margin":
+        return ["future_net_margin"]
+    return ["upgrade_probability" if label == "label_upgrade" else
+            label.replace("label_adopt__", "adopt__") for label in labels]
+
+
+class CustomerModel(mlflow.pyfunc.PythonModel):
+    """One target's fitted pipeline, the features it reads (in order) and its outputs."""
+
+    def __init__(self, target: TargetName, candidate: str, pipeline: Pipeline,
+                 features: list[str], labels: list[str]) -> None:
+        self.target = target
+        self.candidate = candidate
+        self.pipeline = pipeline
+        self.features = features
+        self.labels = labels
+
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            raise ValueError(f"the {self.target} model reads features the table lacks: "
+                             f"{', '.join(missing[:10])}")
+        return frame[self.features]
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        values = predict(self.target, self.pipeline, self.inputs(model_input))
+        columns = output_columns(self.target, self.labels)
+        return pd.DataFrame(np.asarray(values, float).reshape(len(model_input), len(columns)),
+                            columns=columns, index=model_input.index)
+
+    def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]] | None:
+        """TreeSHAP contributions per feature (xgboost only; None for the other candidates)."""
+        if self.candidate != "xgboost":
+            return None
+        return contributions(self.pipeline, self.inputs(frame))

@@ -1,0 +1,313 @@
+"""``klantwaarde train``: walk-forward data sets, three candidates per target, MLflow runs and the
+challenger of every registered model.
+
+The snapshots are the monthly dates whose label horizon ends by ``as_of``. The newest
+``validation_snapshots`` validate every candidate; the ones before train it, and the newest of
+those is xgboost's early-stopping set. One parent run holds the configuration and a nested run
+per candidate with its parameters, metrics, charts, rules and model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import yaml
+from mlflow.models import infer_signature
+
+from klantwaarde import __version__, plots
+from klantwaarde.config import Config
+from klantwaarde.errors import InputError
+from klantwaarde.features import FeatureSet, training_set
+from klantwaarde.sources import Source
+from klantwaarde.training import metrics, registry
+from klantwaarde.training.candidates import (
+    CANDIDATES,
+    TARGETS,
+    Fitted,
+    TargetName,
+    contributions,
+    fit_baseline,
+    fit_tree,
+    fit_xgboost,
+    predict,
+)
+from klantwaarde.training.model import CustomerModel, output_columns
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sets:
+    """The feature table split by snapshot date."""
+
+    features: list[str]
+    train: pd.DataFrame  # every training snapshot
+    fit: pd.DataFrame  # the training snapshots but the newest (xgboost's search)
+    stop: pd.DataFrame  # the newest training snapshot (xgboost's early stopping)
+    valid: pd.DataFrame
+    train_dates: list[dt.date]
+    valid_dates: list[dt.date]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    target: TargetName
+    candidate: str
+    metrics: dict[str, float]
+    run_id: str
+    model_uri: str
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_id: str
+    tracking_uri: str
+    sets: Sets
+    candidates: list[Candidate]
+    challengers: dict[str, registry.Version]
+    promoted: dict[str, registry.Version]
+    notices: list[str]
+
+
+def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
+    """The walk-forward sets at ``as_of`` as pandas frames."""
+    mc = cfg.models
+    wanted = mc.train_snapshots + mc.validation_snapshots
+    step(f"building features and labels for {wanted} monthly snapshots")
+    fs = training_set(source, cfg, as_of, wanted)
+    frame = _to_pandas(fs)
+    dates = sorted(d for d in frame.as_of.unique())
+    if len(dates) < mc.validation_snapshots + 2:
+        raise InputError(
+            f"orders: the history up to {as_of} gives active customers with complete labels at "
+            f"{len(dates)} monthly snapshot(s); training needs at least "
+            f"{mc.validation_snapshots + 2} (validation, early stopping and training). Pass a "
+            f"later --as-of, or lower models.validation_snapshots.")
+    valid_dates, train_dates = dates[-mc.validation_snapshots:], dates[:-mc.validation_snapshots]
+    train = frame[frame.as_of.isin(train_dates)]
+    return Sets(features=[f.name for f in fs.features], train=train,
+                fit=train[train.as_of < train_dates[-1]],
+                stop=train[train.as_of == train_dates[-1]],
+                valid=frame[frame.as_of.isin(valid_dates)], train_dates=train_dates,
+                valid_dates=valid_dates)
+
+
+def _to_pandas(fs: FeatureSet) -> pd.DataFrame:
+    """Numbers and flags as floats (a missing value stays NaN in every feature, at training and
+    at scoring), text as text, the labels as they are."""
+    table = fs.table.to_pyarrow()
+    features = {f.name for f in fs.features}
+    columns = [c.cast(pa.float64()) if name in features
+               and (pa.types.is_boolean(c.type) or pa.types.is_integer(c.type)) else c
+               for name, c in zip(table.column_names, table.columns, strict=True)]
+    frame = pa.table(columns, names=table.column_names).to_pandas()
+    frame["as_of"] = pd.to_datetime(frame.as_of).dt.date
+    return frame
+
+
+def labels_of(target: TargetName, sets: Sets) -> list[str]:
+    """The label columns of ``target``; for upgrade the adoptions seen in every training set."""
+    if target == "churn":
+        return ["label_churn"]
+    if target == "margin":
+        return ["label_future_net_margin"]
+    adopt = [c for c in sets.train.columns if c.startswith("label_adopt__")
+             and sets.fit[c].any() and sets.stop[c].any()]
+    return ["label_upgrade", *adopt]
+
+
+def _y(frame: pd.DataFrame, target: TargetName, labels: list[str]) -> np.ndarray:
+    if target == "margin":
+        return frame[labels[0]].to_numpy(dtype=float)
+    y = frame[labels].to_numpy(dtype=int)
+    return y.ravel() if target == "churn" else y
+
+
+def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
+          ) -> TrainingResult:
+    """Train, compare, log and register; promote when the configured rule says so."""
+    sets = load_sets(source, as_of, cfg, step)
+    uri = registry.connect(cfg.models)
+    found: list[Candidate] = []
+    challengers: dict[str, registry.Version] = {}
+    promoted: dict[str, registry.Version] = {}
+    notices: list[str] = []
+    with mlflow.start_run(run_name=f"train {as_of}") as parent, \
+            tempfile.TemporaryDirectory() as tmp:
+        _log_setup(cfg, sets, as_of, Path(tmp))
+        for target in TARGETS:
+            labels = labels_of(target, sets)
+            results = [_candidate(target, name, labels, sets, cfg, Path(tmp), step)
+                       for name in CANDIDATES]
+            found += results
+            key = getattr(cfg.models.selection, target)
+            best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
+            mlflow.log_metric(f"{target}_best_{key}", best.metrics[key])
+            mlflow.set_tag(f"{target}_best", best.candidate)
+            version = registry.register(target, best.model_uri)
+            challengers[target] = version
+            step(f"{target}: {best.candidate} is challenger, version {version.version}")
+            won, why = _should_promote(target, best, labels, sets, cfg)
+            if won:
+                promoted[target] = registry.promote(target, version.version)
+            if why:
+                notices.append(why)
+    return TrainingResult(parent.info.run_id, uri, sets, found, challengers, promoted, notices)
+
+
+def _or_minus_inf(value: float) -> float:
+    return -np.inf if value is None or np.isnan(value) else value
+
+
+def _log_setup(cfg: Config, sets: Sets, as_of: dt.date, tmp: Path) -> None:
+    config = tmp / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    mlflow.log_artifact(str(config))
+    (tmp / "features.json").write_text(json.dumps(sets.features, indent=1))
+    mlflow.log_artifact(str(tmp / "features.json"))
+    mlflow.log_params({
+        "as_of": as_of.isoformat(), "klantwaarde_version": __version__,
+        "train_dates": f"{sets.train_dates[0]}..{sets.train_dates[-1]}",
+        "validation_dates": ",".join(d.isoformat() for d in sets.valid_dates),
+        "train_rows": len(sets.train), "validation_rows": len(sets.valid),
+        "features": len(sets.features), "horizon_months": cfg.labels.horizon_months,
+        "churn_definition": cfg.labels.churn.definition, "seed": cfg.models.seed})
+
+
+def _fit(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Config,
+         step: Step) -> Fitted:
+    X, y = sets.train[sets.features], _y(sets.train, target, labels)  # noqa: N806
+    if name == "baseline":
+        return fit_baseline(target, X, y, cfg.models, cfg.labels.horizon_months)
+    if name == "tree":
+        return fit_tree(target, X, y, cfg.models)
+    return fit_xgboost(target, sets.fit[sets.features], _y(sets.fit, target, labels),
+                       sets.stop[sets.features], _y(sets.stop, target, labels), cfg.models, step)
+
+
+def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Config,
+               tmp: Path, step: Step) -> Candidate:
+    step(f"{target}: training {name} on {len(sets.train):,} customer snapshots")
+    with mlflow.start_run(run_name=f"{target}/{name}", nested=True) as run:
+        fitted = _fit(target, name, labels, sets, cfg, step)
+        X = sets.valid[sets.features]  # noqa: N806
+        scores = predict(target, fitted.pipeline, X)
+        found, tables = evaluate(target, labels, sets.valid, scores, cfg)
+        mlflow.set_tags({"target": target, "candidate": name})
+        mlflow.log_params({f"{name}.{k}": v for k, v in fitted.params.items()}
+                          | {"labels": ",".join(labels)})
+        mlflow.log_metrics({k: v for k, v in found.items() if v is not None and np.isfinite(v)})
+        folder = tmp / f"{target}-{name}"
+        folder.mkdir()
+        _charts(target, name, tables, folder)
+        if fitted.rules:
+            (folder / "tree_rules.txt").write_text(fitted.rules)
+        if name == "xgboost":
+            _shap_summary(fitted, X, folder / "shap_summary.png")
+        mlflow.log_artifacts(str(folder))
+        model = CustomerModel(target, name, fitted.pipeline, sets.features, labels)
+        example = X.head(5)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, input_example=example,
+            signature=infer_signature(example, model.predict(None, example)),
+            pip_requirements=_requirements())
+        shown = {k: round(v, 4) for k, v in found.items() if k in _SHOWN}
+        step(f"{target}: {name} {shown}")
+        return Candidate(target, name, found, run.info.run_id, info.model_uri)
+
+
+_SHOWN = {"roc_auc", "pr_auc", "lift_top10", "normalized_gini", "spearman", "mae",
+          "mean_roc_auc", "emp_per_customer"}
+
+
+def evaluate(target: TargetName, labels: list[str], valid: pd.DataFrame, scores: np.ndarray,
+             cfg: Config) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+    """The target's metrics and tables on the validation rows."""
+    y = _y(valid, target, labels)
+    if target == "churn":
+        return (metrics.churn_metrics(y, scores, cfg.models.campaign),
+                {"calibration": metrics.calibration_table(y, scores),
+                 "gains": metrics.gains_table(y, scores)})
+    if target == "margin":
+        return (metrics.margin_metrics(y, scores),
+                {"deciles": metrics.decile_table(y, scores),
+                 "gains": metrics.gains_table(y, scores)})
+    columns = output_columns(target, labels)
+    adopt = [i for i, c in enumerate(columns) if c.startswith("adopt__")]
+    adopted = pd.DataFrame(y[:, adopt], columns=[columns[i] for i in adopt])
+    eligible = pd.DataFrame({columns[i]: valid[f"owns__{columns[i][len('adopt__'):]}"]
+                             .fillna(0).to_numpy() == 0 for i in adopt})
+    ranked = pd.DataFrame(scores[:, adopt], columns=adopted.columns)
+    found = metrics.upgrade_metrics(adopted, ranked, eligible, cfg.models.next_best_k)
+    upgrade = metrics.churn_metrics(y[:, 0], scores[:, 0], cfg.models.campaign)
+    found |= {"upgrade_roc_auc": upgrade["roc_auc"], "upgrade_pr_auc": upgrade["pr_auc"]}
+    return found, {"gains": metrics.gains_table(y[:, 0], scores[:, 0])}
+
+
+def _charts(target: str, name: str, tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    for key, table in tables.items():
+        table.to_csv(folder / f"{key}.csv", index=False)
+    plots.gains_png(tables["gains"], f"{target} / {name}: gains", folder / "gains.png")
+    if "calibration" in tables:
+        plots.calibration_png(tables["calibration"], "mean_predicted", "observed_rate",
+                              f"{target} / {name}: calibration", folder / "calibration.png")
+    if "deciles" in tables:
+        plots.calibration_png(tables["deciles"], "mean_predicted", "mean_actual",
+                              f"{target} / {name}: deciles", folder / "deciles.png")
+
+
+def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 5000) -> None:  # noqa: N803
+    """The SHAP summary (beeswarm) of the first output on a sample of validation rows."""
+    import shap
+
+    sample = X.sample(min(rows, len(X)), random_state=0)
+    values, names = contributions(fitted.pipeline, sample)
+    shown = sample[names].apply(lambda c: pd.to_numeric(c, errors="coerce"))
+    shap.summary_plot(values[:, :-1], shown, feature_names=names, show=False, max_display=20)
+    plots.plt.gcf().savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plots.plt.close("all")
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(d)}" for p, d in (
+        ("mlflow", "mlflow"), ("scikit-learn", "scikit-learn"), ("xgboost", "xgboost-cpu"),
+        ("pandas", "pandas"), ("numpy", "numpy"))]
+
+
+def _should_promote(target: TargetName, best: Candidate, labels: list[str], sets: Sets,
+                    cfg: Config) -> tuple[bool, str | None]:
+    """The configured promotion rule: the challenger beats the champion on this validation
+    snapshot by ``min_improvement`` on the selection metric (or there is no champion)."""
+    rule = cfg.models.promotion
+    if not rule.automatic:
+        return False, None
+    key = getattr(cfg.models.selection, target)
+    champion = registry.alias_version(target, registry.CHAMPION)
+    if champion is None:
+        return True, f"{target}: no champion yet; the challenger is promoted"
+    model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
+    try:
+        out = model.predict(sets.valid)
+    except Exception as exc:  # a champion of older features may not read this table
+        return False, f"{target}: champion version {champion.version} cannot score this " \
+                      f"validation set ({exc}); not promoted"
+    columns = output_columns(target, labels)
+    if not set(columns) <= set(out.columns):
+        return False, f"{target}: champion version {champion.version} predicts other " \
+                      f"categories than this validation set holds; not promoted"
+    held = evaluate(target, labels, sets.valid, out[columns].to_numpy().squeeze(), cfg)[0][key]
+    gain = best.metrics[key] - _or_minus_inf(held)
+    won = gain >= rule.min_improvement
+    return won, (f"{target}: challenger {key} {best.metrics[key]:.4f} against champion "
+                 f"{held:.4f}; {'promoted' if won else 'not promoted'}")
