@@ -722,8 +722,8 @@ def test_protected_attributes_never_become_columns(tmp_path: Path) -> None:
         assert not [c for c in columns if c.lower() in protected or "gender" in c.lower()
                     or c.lower() == "account_manager"], columns
     assert {"industry", "loyalty"} <= set(fs.table.columns)
-    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG, AS_OF),
-                       rows_of(fs.table), AS_OF)
+    problems = compare(reference_features(tmp_path, AS_OF, CFG),
+                       feature_names(tmp_path, CFG, AS_OF), rows_of(fs.table), AS_OF)
     assert not problems, "\n".join(problems)
 
 
@@ -734,7 +734,8 @@ def test_a_category_column_where_nothing_was_bought(tmp_path: Path) -> None:
     """orders.category present, but no line with gross > 0 has one: no category, zero breadth."""
     (tmp_path / "orders.csv").write_text("customer_id,order_date,gross_amount,category\n"
                                          "C1,2024-06-01,100,\nC1,2024-05-01,-20,tools\n")
-    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG, AS_OF),
+    problems = compare(reference_features(tmp_path, AS_OF, CFG),
+                       feature_names(tmp_path, CFG, AS_OF),
                        rows_of(features_of(tmp_path, AS_OF).table), AS_OF)
     assert not problems, "\n".join(problems)
 
@@ -746,6 +747,7 @@ def test_a_line_without_category_takes_that_of_its_product(tmp_path: Path) -> No
     (tmp_path / "orders.csv").write_text("customer_id,order_date,gross_amount,category,product_id\n"
                                          "C1,2024-06-01,100,,P1\nC1,2024-06-02,100,tools,P1\n")
     (tmp_path / "products.csv").write_text("product_id,category\nP1,paint\n")
-    problems = compare(reference_features(tmp_path, AS_OF, CFG), feature_names(tmp_path, CFG, AS_OF),
+    problems = compare(reference_features(tmp_path, AS_OF, CFG),
+                       feature_names(tmp_path, CFG, AS_OF),
                        rows_of(features_of(tmp_path, AS_OF).table), AS_OF)
     assert not problems, "\n".join(problems)

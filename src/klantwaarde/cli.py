@@ -7,8 +7,10 @@ failure. Set ``KLANTWAARDE_DEBUG=1`` to see the traceback of an unexpected failu
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -238,7 +240,10 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.training.train import train as run_training
 
     cfg = _config(ctx, config)
-    with progress() as step:
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # its notices would bury the table
+    with progress() as step, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        warnings.filterwarnings("ignore", message="All-NaN slice")  # empty features, imputed 0
         src = _valid_source(source, cfg, step)
         result = run_training(src, as_of.date(), cfg, step)
     print_training(result, out)

@@ -104,16 +104,17 @@ def print_training(result: TrainingResult, console: Console) -> None:
         rows = [c for c in result.candidates if c.target == target]
         if target == "upgrade" and rows:
             columns = columns + sorted(k for k in rows[0].metrics if k.startswith("hit_rate"))
-        table = Table(title=f"{target} (validation)", title_justify="left")
-        table.add_column("candidate")
-        for column in columns:
-            table.add_column(column, justify="right")
         challenger = result.challengers.get(target)
+        table = Table(title=f"{target} (validation)", title_justify="left")
+        table.add_column("metric")
         for row in rows:
-            mark = " (challenger)" if challenger and row.run_id == challenger.run_id else ""
-            table.add_row(row.candidate + mark,
-                          *[f"{row.metrics.get(c, float('nan')):.4f}" for c in columns])
+            best = challenger is not None and row.run_id == challenger.run_id
+            table.add_column(row.candidate + (" *" if best else ""), justify="right")
+        for column in columns:
+            table.add_row(column, *[f"{row.metrics.get(column, float('nan')):.4f}"
+                                    for row in rows])
         console.print(table)
+    console.print("* the challenger: best on the selection metric (models.yaml)")
     for target, version in result.challengers.items():
         promoted = " and champion" if target in result.promoted else ""
         console.print(f"{version.name}: version {version.version} is challenger{promoted}")

@@ -131,8 +131,9 @@ def fit_xgboost(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N80
         params = fixed | {k: int(v) if k == "max_depth" else v for k, v in combo.items()}
         model = _xgb(target, params, xc.max_rounds, cfg.seed, xc.early_stopping_rounds)
         model.fit(train, y, eval_set=[(stop, stop_y)], verbose=False)
-        loss = float(model.evals_result()["validation_0"][_metric(target)][model.best_iteration])
-        progress(f"xgboost {target} {i}/{len(grid)}: {params} -> {_metric(target)} {loss:.5f} "
+        value = float(model.evals_result()["validation_0"][_metric(target)][model.best_iteration])
+        loss = -value if _metric(target) == "auc" else value
+        progress(f"xgboost {target} {i}/{len(grid)}: {combo} -> {_metric(target)} {value:.4f} "
                  f"at {model.best_iteration + 1} rounds")
         if best is None or loss < best[0]:
             best = (loss, params, model.best_iteration + 1)
@@ -145,7 +146,10 @@ def fit_xgboost(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N80
 
 
 def _metric(target: TargetName) -> str:
-    return {"churn": "logloss", "upgrade": "logloss", "margin": "mphe"}[target]
+    """What early stopping and the search watch: the ranking for churn (the base rate of a
+    later snapshot differs, which log loss punishes however well the model ranks), the loss
+    itself for the margin and the multi-label upgrade."""
+    return {"churn": "auc", "upgrade": "logloss", "margin": "mphe"}[target]
 
 
 def _xgb(target: TargetName, params: dict, rounds: int, seed: int,

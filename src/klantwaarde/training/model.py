@@ -13,9 +13,24 @@ from __future__ import annotations
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.pipeline import Pipeline
 
+from klantwaarde.features import FeatureSet
 from klantwaarde.training.candidates import TargetName, contributions, predict
+
+
+def model_input(fs: FeatureSet) -> pd.DataFrame:
+    """The feature table as the models read it, at training and at scoring: numbers and flags
+    as floats (a missing value stays NaN), text as text, the labels as they are."""
+    table = fs.table.to_pyarrow()
+    features = {f.name for f in fs.features}
+    columns = [c.cast(pa.float64()) if name in features
+               and (pa.types.is_boolean(c.type) or pa.types.is_integer(c.type)) else c
+               for name, c in zip(table.column_names, table.columns, strict=True)]
+    frame = pa.table(columns, names=table.column_names).to_pandas()
+    frame["as_of"] = pd.to_datetime(frame.as_of).dt.date
+    return frame
 
 
 def output_columns(target: TargetName, labels: list[str]) -> list[str]:

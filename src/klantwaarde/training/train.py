@@ -19,14 +19,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import yaml
 from mlflow.models import infer_signature
 
 from klantwaarde import __version__, plots
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
-from klantwaarde.features import FeatureSet, training_set
+from klantwaarde.features import training_set
 from klantwaarde.sources import Source
 from klantwaarde.training import metrics, registry
 from klantwaarde.training.candidates import (
@@ -40,7 +39,7 @@ from klantwaarde.training.candidates import (
     fit_xgboost,
     predict,
 )
-from klantwaarde.training.model import CustomerModel, output_columns
+from klantwaarde.training.model import CustomerModel, model_input, output_columns
 
 Step = Callable[[str], None]
 
@@ -84,7 +83,7 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
     wanted = mc.train_snapshots + mc.validation_snapshots
     step(f"building features and labels for {wanted} monthly snapshots")
     fs = training_set(source, cfg, as_of, wanted)
-    frame = _to_pandas(fs)
+    frame = model_input(fs)
     dates = sorted(d for d in frame.as_of.unique())
     if len(dates) < mc.validation_snapshots + 2:
         raise InputError(
@@ -99,19 +98,6 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
                 stop=train[train.as_of == train_dates[-1]],
                 valid=frame[frame.as_of.isin(valid_dates)], train_dates=train_dates,
                 valid_dates=valid_dates)
-
-
-def _to_pandas(fs: FeatureSet) -> pd.DataFrame:
-    """Numbers and flags as floats (a missing value stays NaN in every feature, at training and
-    at scoring), text as text, the labels as they are."""
-    table = fs.table.to_pyarrow()
-    features = {f.name for f in fs.features}
-    columns = [c.cast(pa.float64()) if name in features
-               and (pa.types.is_boolean(c.type) or pa.types.is_integer(c.type)) else c
-               for name, c in zip(table.column_names, table.columns, strict=True)]
-    frame = pa.table(columns, names=table.column_names).to_pandas()
-    frame["as_of"] = pd.to_datetime(frame.as_of).dt.date
-    return frame
 
 
 def labels_of(target: TargetName, sets: Sets) -> list[str]:
@@ -265,7 +251,7 @@ def _charts(target: str, name: str, tables: dict[str, pd.DataFrame], folder: Pat
                               f"{target} / {name}: deciles", folder / "deciles.png")
 
 
-def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 5000) -> None:  # noqa: N803
+def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 2000) -> None:  # noqa: N803
     """The SHAP summary (beeswarm) of the first output on a sample of validation rows."""
     import shap
 
