@@ -36,6 +36,8 @@ bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/dat
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/profitability.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/cdnow.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

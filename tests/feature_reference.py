@@ -515,6 +515,7 @@ def reference_labels(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str, o
             "label_churn": churn,
             "label_future_net_margin": (_value(future[c]["net_margin"]) if c in future
                                         else 0.0),
+            "label_future_revenue": revenue_next,
         }
         ever = bought(data, lines, lambda d: d <= as_of)
         adopted = False
@@ -567,7 +568,7 @@ def feature_names(folder: Path, cfg, categories_until: dt.date) -> set[str]:
 def label_names(folder: Path, as_of: dt.date, cfg) -> set[str]:
     data = load(Path(folder))
     end = Grid(as_of).horizon_end(cfg.labels.horizon_months)
-    return ({"label_churn", "label_future_net_margin", "label_upgrade"}
+    return ({"label_churn", "label_future_net_margin", "label_future_revenue", "label_upgrade"}
             | {f"label_adopt__{c}" for c in all_categories(data, until=end)})
 
 

@@ -83,9 +83,11 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _config(folder: Path, store: Path) -> Path:
+def _config(folder: Path, store: Path, automatic: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "models.yaml").write_text(yaml.safe_dump(SMALL | {"store": str(store)}))
+    promotion = {"automatic": automatic, "min_improvement": 0.005}
+    (folder / "models.yaml").write_text(
+        yaml.safe_dump(SMALL | {"store": str(store), "promotion": promotion}))
     return folder
 
 
@@ -167,15 +169,16 @@ def test_train_register_promote_and_score_through_a_server(base: Path, server: s
     assert "has no version 7; its versions are 1" in capsys.readouterr().err
 
 
-def test_same_seed_same_metrics_and_no_protected_attribute(base: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+def test_same_seed_same_metrics_promotion_by_rule_and_no_protected_attribute(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     runs = []
     for attempt in ("first", "second"):
         store = tmp_path / attempt
-        config = _config(tmp_path / f"config-{attempt}", store)
-        _train(base, config, {"MLFLOW_TRACKING_URI": ""})
+        # the second run promotes by rule: there is no champion yet, so each challenger wins
+        config = _config(tmp_path / f"config-{attempt}", store, automatic=attempt == "second")
+        output = _train(base, config, {"MLFLOW_TRACKING_URI": ""})
+        assert ("is challenger and champion" in output) == (attempt == "second")
         mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
         found = mlflow.search_runs(experiment_names=["klantwaarde"],
                                    filter_string="tags.candidate != ''")
@@ -192,3 +195,28 @@ def test_same_seed_same_metrics_and_no_protected_attribute(base: Path, tmp_path:
         assert "gender" not in inputs and "contact_gender" not in inputs
         assert "account_manager" not in inputs
         assert "industry" in inputs  # static attributes that are allowed do reach the models
+
+
+# ---------------------------------------------------------------------- the classical comparator
+
+def test_bgnbd_ranks_a_regular_buyer_above_a_lapsed_one() -> None:
+    """Weekly buyers until as_of expect more purchases (and spend) in the horizon than customers
+    who bought as often but stopped half a year ago, and than one-time buyers."""
+    from klantwaarde.training import btyd
+
+    start, as_of = dt.date(2024, 1, 1), dt.date(2024, 12, 31)
+    rows = []
+    for i in range(60):
+        kind = ("regular", "lapsed", "once")[i % 3]
+        last = as_of if kind == "regular" else dt.date(2024, 6, 30)
+        days = [start] if kind == "once" else [
+            start + dt.timedelta(days=d) for d in range(0, (last - start).days + 1, 7 + i % 3)]
+        rows += [{"customer_id": f"{kind}-{i}", "date": d, "spend": 50.0 + i} for d in days]
+    found = btyd.forecast(pd.DataFrame(rows), as_of, 181).set_index("customer_id")
+    kind = found.index.str.split("-").str[0]
+    mean = found.groupby(kind).mean()
+    assert mean.expected_purchases["regular"] > 3 * mean.expected_purchases["lapsed"]
+    assert mean.expected_purchases["regular"] > 3 * mean.expected_purchases["once"]
+    assert mean.expected_spend["regular"] > mean.expected_spend["lapsed"] > 0
+    # weekly for half a year: about 26 purchases, give or take the model's shrinkage
+    assert 10 < mean.expected_purchases["regular"] < 30

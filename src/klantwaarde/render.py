@@ -89,7 +89,8 @@ def print_profitability(report: ProfitabilityReport, console: Console) -> None:
 
 _COLUMNS = {"churn": ["roc_auc", "pr_auc", "lift_top10", "capture_top10", "brier",
                       "emp_per_customer"],
-            "margin": ["normalized_gini", "spearman", "mae", "rmse", "total_ratio"],
+            "margin": ["normalized_gini", "normalized_gini_revenue", "spearman", "mae", "rmse",
+                       "total_ratio"],
             "upgrade": ["mean_roc_auc", "upgrade_roc_auc", "upgrade_pr_auc"]}
 
 
@@ -114,7 +115,8 @@ def print_training(result: TrainingResult, console: Console) -> None:
             table.add_row(column, *[f"{row.metrics.get(column, float('nan')):.4f}"
                                     for row in rows])
         console.print(table)
-    console.print("* the challenger: best on the selection metric (models.yaml)")
+    console.print("* the challenger: best on the selection metric (models.yaml); btyd: BG/NBD "
+                  "and Gamma-Gamma, ranked by expected purchases and spend")
     for target, version in result.challengers.items():
         promoted = " and champion" if target in result.promoted else ""
         console.print(f"{version.name}: version {version.version} is challenger{promoted}")

@@ -372,7 +372,8 @@ def _label_values(t: ir.Table, history: History, cfg: Config) -> dict[str, ir.Va
     labels: dict[str, ir.Value] = {
         "label_churn": churn,
         "label_future_net_margin": _margins(t, history, cfg, lab.horizon_months,
-                                            "next")["net_margin"]}
+                                            "next")["net_margin"],
+        "label_future_revenue": after}
     if not history.categories:
         return labels | {"label_upgrade": growth}
     adopted = t.adopted.fill_null(0)

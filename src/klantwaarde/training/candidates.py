@@ -43,15 +43,19 @@ class Fitted:
     rules: str | None = None
 
 
-def predict(target: TargetName, pipeline: Pipeline, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-    """Churn: the probability; margin: the prediction; upgrade: one probability per label."""
+def predict(target: TargetName, pipeline: Pipeline, X: pd.DataFrame,  # noqa: N803
+            labels: int = 1) -> np.ndarray:
+    """Churn: the probability; margin: the prediction; upgrade: one probability per label, as
+    a (rows, labels) array. A single label is fitted as a plain binary classifier."""
     if target == "margin":
         return np.asarray(pipeline.predict(X), dtype=float)
     proba = pipeline.predict_proba(X)
     if isinstance(proba, list):  # scikit-learn's multi-output: one (n, 2) array per label
         return np.column_stack([_positive(p) for p in proba])
     proba = np.asarray(proba, dtype=float)
-    return proba if target == "upgrade" else _positive(proba)
+    if target == "upgrade":
+        return proba if labels > 1 else _positive(proba).reshape(-1, 1)
+    return _positive(proba)
 
 
 def _positive(proba: np.ndarray) -> np.ndarray:
@@ -86,7 +90,7 @@ def fit_baseline(target: TargetName, X: pd.DataFrame, y: np.ndarray, cfg: Models
         return Fitted(Pipeline([("model", model)]).fit(X, y),
                       {"kind": "last_period", "scale": horizon / 12})
     logistic = LogisticRegression(max_iter=2000, C=1.0)
-    head = MultiOutputClassifier(logistic) if target == "upgrade" else logistic
+    head = MultiOutputClassifier(logistic) if np.ndim(y) == 2 else logistic
     pipeline = Pipeline([("matrix", FeatureMatrix()),
                          ("impute", SimpleImputer(strategy="median", add_indicator=True,
                                                   keep_empty_features=True)),

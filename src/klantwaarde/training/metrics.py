@@ -34,8 +34,9 @@ def _top(scores: np.ndarray, share: float) -> np.ndarray:
 
 
 def churn_metrics(y: np.ndarray, p: np.ndarray, campaign: CampaignConfig) -> dict[str, float]:
-    """ROC-AUC, PR-AUC, lift and capture in the top 10%, Brier score and the expected maximum
-    profit (per customer in the base, and the share contacted at its maximum)."""
+    """ROC-AUC, PR-AUC, lift and capture in the top 10%, Brier score (for probabilities; NaN for
+    other scores) and the expected maximum profit (per customer in the base, and the share
+    contacted at its maximum)."""
     y = np.asarray(y, dtype=bool)
     p = np.asarray(p, dtype=float)
     top = _top(p, TOP)
@@ -46,7 +47,7 @@ def churn_metrics(y: np.ndarray, p: np.ndarray, campaign: CampaignConfig) -> dic
         "pr_auc": average_precision_score(y, p),
         "lift_top10": y[top].mean() / rate if rate > 0 else float("nan"),
         "capture_top10": y[top].sum() / y.sum() if y.any() else float("nan"),
-        "brier": brier_score_loss(y, p),
+        "brier": brier_score_loss(y, p) if 0 <= p.min() and p.max() <= 1 else float("nan"),
         "emp_per_customer": emp,
         "emp_contacted_share": share,
         "churn_rate": rate,

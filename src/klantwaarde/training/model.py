@@ -61,7 +61,7 @@ class CustomerModel(mlflow.pyfunc.PythonModel):
         return frame[self.features]
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        values = predict(self.target, self.pipeline, self.inputs(model_input))
+        values = predict(self.target, self.pipeline, self.inputs(model_input), len(self.labels))
         columns = output_columns(self.target, self.labels)
         return pd.DataFrame(np.asarray(values, float).reshape(len(model_input), len(columns)),
                             columns=columns, index=model_input.index)

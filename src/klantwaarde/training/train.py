@@ -26,8 +26,9 @@ from klantwaarde import __version__, plots
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
 from klantwaarde.features import training_set
+from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.sources import Source
-from klantwaarde.training import metrics, registry
+from klantwaarde.training import btyd, metrics, registry
 from klantwaarde.training.candidates import (
     CANDIDATES,
     TARGETS,
@@ -115,7 +116,7 @@ def _y(frame: pd.DataFrame, target: TargetName, labels: list[str]) -> np.ndarray
     if target == "margin":
         return frame[labels[0]].to_numpy(dtype=float)
     y = frame[labels].to_numpy(dtype=int)
-    return y.ravel() if target == "churn" else y
+    return y.ravel() if len(labels) == 1 else y
 
 
 def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
@@ -130,11 +131,14 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     with mlflow.start_run(run_name=f"train {as_of}") as parent, \
             tempfile.TemporaryDirectory() as tmp:
         _log_setup(cfg, sets, as_of, Path(tmp))
+        classical = _btyd(source, sets, cfg, step) if btyd.available() else {}
+        if not classical:
+            notices.append(btyd.MISSING)
         for target in TARGETS:
             labels = labels_of(target, sets)
             results = [_candidate(target, name, labels, sets, cfg, Path(tmp), step)
                        for name in CANDIDATES]
-            found += results
+            found += results + ([classical[target]] if target in classical else [])
             key = getattr(cfg.models.selection, target)
             best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
             mlflow.log_metric(f"{target}_best_{key}", best.metrics[key])
@@ -186,7 +190,7 @@ def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg
     with mlflow.start_run(run_name=f"{target}/{name}", nested=True) as run:
         fitted = _fit(target, name, labels, sets, cfg, step)
         X = sets.valid[sets.features]  # noqa: N806
-        scores = predict(target, fitted.pipeline, X)
+        scores = predict(target, fitted.pipeline, X, len(labels))
         found, tables = evaluate(target, labels, sets.valid, scores, cfg)
         mlflow.set_tags({"target": target, "candidate": name})
         mlflow.log_params({f"{name}.{k}": v for k, v in fitted.params.items()}
@@ -224,19 +228,60 @@ def evaluate(target: TargetName, labels: list[str], valid: pd.DataFrame, scores:
                 {"calibration": metrics.calibration_table(y, scores),
                  "gains": metrics.gains_table(y, scores)})
     if target == "margin":
-        return (metrics.margin_metrics(y, scores),
+        revenue = valid.label_future_revenue.to_numpy(float)
+        found = metrics.margin_metrics(y, scores) | {
+            "normalized_gini_revenue": metrics.normalized_gini(revenue, scores)}
+        return (found,
                 {"deciles": metrics.decile_table(y, scores),
                  "gains": metrics.gains_table(y, scores)})
     columns = output_columns(target, labels)
     adopt = [i for i, c in enumerate(columns) if c.startswith("adopt__")]
-    adopted = pd.DataFrame(y[:, adopt], columns=[columns[i] for i in adopt])
-    eligible = pd.DataFrame({columns[i]: valid[f"owns__{columns[i][len('adopt__'):]}"]
-                             .fillna(0).to_numpy() == 0 for i in adopt})
-    ranked = pd.DataFrame(scores[:, adopt], columns=adopted.columns)
-    found = metrics.upgrade_metrics(adopted, ranked, eligible, cfg.models.next_best_k)
+    y = y.reshape(len(valid), -1)
     upgrade = metrics.churn_metrics(y[:, 0], scores[:, 0], cfg.models.campaign)
-    found |= {"upgrade_roc_auc": upgrade["roc_auc"], "upgrade_pr_auc": upgrade["pr_auc"]}
+    found = {"upgrade_roc_auc": upgrade["roc_auc"], "upgrade_pr_auc": upgrade["pr_auc"],
+             "mean_roc_auc": upgrade["roc_auc"]}  # without categories: the upgrade label's
+    if adopt:
+        adopted = pd.DataFrame(y[:, adopt], columns=[columns[i] for i in adopt])
+        eligible = pd.DataFrame({columns[i]: valid[f"owns__{columns[i][len('adopt__'):]}"]
+                                 .fillna(0).to_numpy() == 0 for i in adopt})
+        ranked = pd.DataFrame(scores[:, adopt], columns=adopted.columns)
+        found |= metrics.upgrade_metrics(adopted, ranked, eligible, cfg.models.next_best_k)
     return found, {"gains": metrics.gains_table(y[:, 0], scores[:, 0])}
+
+
+def _btyd(source: Source, sets: Sets, cfg: Config, step: Step) -> dict[str, Candidate]:
+    """BG/NBD + Gamma-Gamma on the same validation snapshots: churn ranked by fewer expected
+    purchases, future value by expected spend; one nested run."""
+    step("fitting BG/NBD and Gamma-Gamma (the classical comparator)")
+    horizon = cfg.labels.horizon_months
+    parts = []
+    for as_of in sets.valid_dates:
+        anchor = anchor_of(as_of)
+        days = (date_of(period_of(as_of, anchor) + horizon, anchor) - as_of).days
+        found = btyd.forecast(btyd.daily_transactions(source, as_of), as_of, days)
+        parts.append(found.assign(as_of=as_of))
+    scored = sets.valid[["customer_id", "as_of", "label_churn", "label_future_net_margin",
+                         "label_future_revenue"]].merge(pd.concat(parts), how="left",
+                                                         on=["customer_id", "as_of"])
+    purchases = scored.expected_purchases.fillna(0).to_numpy()
+    spend = scored.expected_spend.fillna(0).to_numpy()
+    churn = metrics.churn_metrics(scored.label_churn.to_numpy(bool), -purchases,
+                                  cfg.models.campaign)
+    churn.pop("brier")  # expected purchases are not a probability
+    margin = metrics.margin_metrics(scored.label_future_net_margin.to_numpy(float), spend)
+    margin = {k: margin[k] for k in ("spearman", "normalized_gini")} | {
+        "normalized_gini_revenue": metrics.normalized_gini(
+            scored.label_future_revenue.to_numpy(float), spend)}
+    with mlflow.start_run(run_name="btyd", nested=True) as run:
+        mlflow.set_tags({"candidate": "btyd", "target": "churn,margin"})
+        mlflow.log_params({"btyd.model": "BG/NBD + Gamma-Gamma (MAP, pymc-marketing)",
+                           "btyd.churn_score": "-expected purchases in the horizon"})
+        mlflow.log_metrics({f"churn_{k}": v for k, v in churn.items() if np.isfinite(v)}
+                           | {f"margin_{k}": v for k, v in margin.items() if np.isfinite(v)})
+    step(f"btyd: churn roc_auc {churn['roc_auc']:.4f}, future revenue normalized gini "
+         f"{margin['normalized_gini_revenue']:.4f}")
+    return {"churn": Candidate("churn", "btyd", churn, run.info.run_id, ""),
+            "margin": Candidate("margin", "btyd", margin, run.info.run_id, "")}
 
 
 def _charts(target: str, name: str, tables: dict[str, pd.DataFrame], folder: Path) -> None:
@@ -292,7 +337,9 @@ def _should_promote(target: TargetName, best: Candidate, labels: list[str], sets
     if not set(columns) <= set(out.columns):
         return False, f"{target}: champion version {champion.version} predicts other " \
                       f"categories than this validation set holds; not promoted"
-    held = evaluate(target, labels, sets.valid, out[columns].to_numpy().squeeze(), cfg)[0][key]
+    values = out[columns].to_numpy()
+    held = evaluate(target, labels, sets.valid, values if target == "upgrade" else values[:, 0],
+                    cfg)[0][key]
     gain = best.metrics[key] - _or_minus_inf(held)
     won = gain >= rule.min_improvement
     return won, (f"{target}: challenger {key} {best.metrics[key]:.4f} against champion "
