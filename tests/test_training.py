@@ -184,7 +184,8 @@ def test_same_seed_same_metrics_promotion_by_rule_and_no_protected_attribute(
                                    filter_string="tags.candidate != ''")
         runs.append(found.set_index("tags.mlflow.runName").filter(like="metrics.").sort_index())
         assert (store / "artifacts").is_dir()
-    assert len(runs[0]) == 9  # 3 targets x 3 candidates
+    assert len(runs[0]) == 10  # 3 targets x 3 candidates, and BG/NBD + Gamma-Gamma
+    assert "btyd" in runs[0].index
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
     # the simulator writes the contact's gender into customers: no model may read it
