@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import mlflow
 import numpy as np
 import pandas as pd
@@ -83,8 +85,9 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
     mc = cfg.models
     wanted = mc.train_snapshots + mc.validation_snapshots
     step(f"building features and labels for {wanted} monthly snapshots")
-    fs = training_set(source, cfg, as_of, wanted)
-    frame = model_input(fs)
+    with _one_thread(source):
+        fs = training_set(source, cfg, as_of, wanted)
+        frame = model_input(fs)
     dates = sorted(d for d in frame.as_of.unique())
     if len(dates) < mc.validation_snapshots + 2:
         raise InputError(
@@ -99,6 +102,23 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
                 stop=train[train.as_of == train_dates[-1]],
                 valid=frame[frame.as_of.isin(valid_dates)], train_dates=train_dates,
                 valid_dates=valid_dates)
+
+
+@contextmanager
+def _one_thread(source: Source) -> Iterator[None]:
+    """DuckDB on one thread: a parallel sum of floats adds in a varying order, and a feature
+    that differs in its last bit can move an xgboost split, so the same data and seed would
+    not always give the same model. The training set is a small part of training's time."""
+    backend = ibis.get_backend(source.tables["orders"].table)
+    if backend.name != "duckdb":
+        yield
+        return
+    threads = backend.raw_sql("SELECT current_setting('threads')").fetchone()[0]
+    backend.raw_sql("SET threads = 1")
+    try:
+        yield
+    finally:
+        backend.raw_sql(f"SET threads = {int(threads)}")
 
 
 def labels_of(target: TargetName, sets: Sets) -> list[str]:
