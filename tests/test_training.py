@@ -169,6 +169,23 @@ def test_train_register_promote_and_score_through_a_server(base: Path, server: s
     assert "has no version 7; its versions are 1" in capsys.readouterr().err
 
 
+def test_an_as_of_after_the_data_is_refused_before_anything_is_written(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    from klantwaarde import cli
+
+    store = tmp_path / "store"
+    config = _config(tmp_path / "config", store)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("sys.argv", ["klantwaarde", "train", "--source", str(base), "--as-of",
+                                     "2026-06-30", "--config", str(config)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    assert "the newest order line is dated 2025-06-30" in capsys.readouterr().err
+    assert not store.exists()
+
+
 def test_same_seed_same_metrics_promotion_by_rule_and_no_protected_attribute(
         base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
