@@ -330,6 +330,9 @@ def features_pandas(folder: Path, as_of: dt.date, cfg: Config) -> pd.DataFrame:
         pairs = bought.loc[bought["age"] < 12, ["customer_id", "category"]].drop_duplicates()
         out["categories_12m"] = pairs.groupby("customer_id", observed=False).size()
         out["categories_ever"] = pairs_ever.groupby("customer_id", observed=False).size()
+        owners = pairs_ever.groupby("category", observed=True)["customer_id"]
+        for name, buyers in sorted(owners, key=lambda item: item[0]):
+            out[f"owns__{name}"] = out.index.isin(buyers)
         industry = (attrs["industry"] if attrs is not None and "industry" in attrs.columns
                     else pd.Series(pd.NA, index=customers, dtype="str"))
         group = industry.fillna("\0null")  # null industry (or none known): a group of its own

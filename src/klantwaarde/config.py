@@ -272,7 +272,8 @@ class XGBoostParams(Section):
     max_rounds: int = Field(gt=0)
     early_stopping_rounds: int = Field(gt=0)
     search: dict[Literal["max_depth", "learning_rate", "min_child_weight", "subsample",
-                         "colsample_bytree", "reg_lambda"], tuple[float, ...]]
+                         "colsample_bytree", "reg_lambda"],
+                 Annotated[tuple[float, ...], Field(min_length=1)]]
     subsample: Annotated[float, Field(gt=0, le=1)]
     colsample_bytree: Annotated[float, Field(gt=0, le=1)]
     min_child_weight: NonNegative

@@ -81,7 +81,7 @@ class LastPeriod(RegressorMixin, BaseEstimator):
         return X[self.column].fillna(0).to_numpy(dtype=float) * self.scale
 
 
-def fit_baseline(target: TargetName, X: pd.DataFrame, y: np.ndarray, cfg: ModelsConfig,  # noqa: N803
+def fit_baseline(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N803
                  horizon: int) -> Fitted:
     """Logistic regression (churn, upgrade) on imputed, standardised features; the last-period
     heuristic for the margin."""

@@ -213,7 +213,7 @@ def _fit(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Conf
          step: Step) -> Fitted:
     X, y = sets.train[sets.features], _y(sets.train, target, labels)  # noqa: N806
     if name == "baseline":
-        return fit_baseline(target, X, y, cfg.models, cfg.labels.horizon_months)
+        return fit_baseline(target, X, y, cfg.labels.horizon_months)
     if name == "tree":
         return fit_tree(target, X, y, cfg.models)
     return fit_xgboost(target, sets.fit[sets.features], _y(sets.fit, target, labels),
