@@ -15,7 +15,12 @@ checks against the oracle the simulator wrote to ``truth/``:
               challenger should come within 0.03 of the oracle on the simulator's churn.
   drivers     the true churn drivers (neglect, open complaints, broken promises) and whether a
               feature that measures each is among the 15 features with the largest mean
-              absolute SHAP contribution of the churn challenger.
+              absolute SHAP contribution of the churn challenger: over all validation
+              customers, and over the customers whose dominant true driver in the first
+              horizon month is that driver (a rare driver weighs little in the overall mean
+              but should lead for the customers it threatens). For those customers it also
+              prints the share whose own three largest contributions include such a feature:
+              what their reasons would name.
 
 Run from the repository root:
 
@@ -82,7 +87,8 @@ def child(source: Path, store: Path) -> None:
     valid = result.sets.valid
     model = mlflow.pyfunc.load_model("models:/klantwaarde-churn@challenger").unwrap_python_model()
     values, names = model.contributions(valid)
-    importance = pd.Series(np.abs(values[:, :-1]).mean(axis=0), index=names)
+    size = np.abs(values[:, :-1])
+    importance = pd.Series(size.mean(axis=0), index=names)
     ranked = importance.sort_values(ascending=False)
     as_of = result.sets.valid_dates[-1]
     oracle = oracle_scores(source / "truth" / "months.parquet", as_of,
@@ -92,6 +98,20 @@ def child(source: Path, store: Path) -> None:
     predicted = model.predict(None, valid).churn_probability.to_numpy()
     truth_drivers = driver_counts(source / "truth" / "months.parquet", as_of,
                                   cfg.labels.horizon_months)
+    first = valid[["customer_id"]].merge(
+        first_drivers(source / "truth" / "months.parquet", as_of), on="customer_id",
+        how="left").driver.to_numpy()
+    top3 = np.argsort(-size, axis=1)[:, :3]
+    affected = {}
+    for driver, features in DRIVERS.items():
+        rows = first == driver
+        if not rows.any():
+            continue
+        within = pd.Series(size[rows].mean(axis=0), index=names).sort_values(ascending=False)
+        measuring = np.isin(np.array(names)[top3[rows]], list(features)).any(axis=1)
+        affected[driver] = {"customers": int(rows.sum()),
+                            "ranked": list(within.index),
+                            "top3_share": float(measuring.mean())}
     print(json.dumps({
         "seconds": seconds, "rows_train": len(result.sets.train), "rows_valid": len(valid),
         "as_of": str(as_of),
@@ -103,7 +123,8 @@ def child(source: Path, store: Path) -> None:
         "candidates": [{"target": c.target, "candidate": c.candidate, "metrics": c.metrics}
                        for c in result.candidates],
         "challengers": {t: v.version for t, v in result.challengers.items()},
-        "importance": ranked.round(4).to_dict(), "drivers": truth_drivers}))
+        "importance": ranked.round(4).to_dict(), "drivers": truth_drivers,
+        "affected": affected}))
 
 
 def oracle_scores(months_file: Path, as_of: dt.date, horizon: int):
@@ -137,6 +158,15 @@ def driver_counts(months_file: Path, as_of: dt.date, horizon: int) -> dict[str, 
     last = (pd.Timestamp(first) + pd.DateOffset(months=horizon)).date()
     ahead = months[(months.month >= first) & (months.month < last)]
     return {k: int(v) for k, v in ahead.driver.value_counts().items() if k != "none"}
+
+
+def first_drivers(months_file: Path, as_of: dt.date):
+    """Per customer, its dominant true churn driver in the first month after ``as_of``."""
+    import pandas as pd
+
+    months = pd.read_parquet(months_file, columns=["customer_id", "month", "driver"])
+    first = (as_of + dt.timedelta(days=1)).replace(day=1)
+    return months[pd.to_datetime(months.month).dt.date == first][["customer_id", "driver"]]
 
 
 def main() -> None:
@@ -195,6 +225,13 @@ def report(found: dict, usage) -> None:
         verdict = "among the top" if rank and rank <= TOP else "NOT among the top"
         print(f"  true driver {driver} ({months:,} customer-months in the horizon): best "
               f"measured by {feature}, rank {rank}; {verdict} {TOP}")
+        if driver in found["affected"]:
+            mine = found["affected"][driver]
+            ranks = sorted((mine["ranked"].index(f) + 1, f) for f in DRIVERS[driver]
+                           if f in mine["ranked"])
+            print(f"    among the {mine['customers']:,} customers it drives in the first horizon "
+                  f"month: {ranks[0][1]} rank {ranks[0][0]}; a measuring feature is among their "
+                  f"own top 3 contributions for {mine['top3_share']:.1%}")
 
 
 if __name__ == "__main__":

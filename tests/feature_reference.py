@@ -505,12 +505,15 @@ def reference_labels(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str, o
         revenue_next = sum(line["gross_amount"] or 0.0 for line in in_horizon)
         revenue_prev = sum(line["gross_amount"] or 0.0 for _, line in lines
                            if grid.last(line["order_date"], h))
+        baseline = cfg.labels.churn.dry_up_baseline_months
+        usual = sum(line["gross_amount"] or 0.0 for _, line in lines
+                    if grid.last(line["order_date"], baseline)) * h / baseline
         ordered_next = bool(in_horizon)
         if cfg.labels.churn.definition == "no_order":
             churn = not ordered_next
         else:
             churn = (not ordered_next
-                     or revenue_next < cfg.labels.churn.dry_up_fraction * revenue_prev)
+                     or revenue_next < cfg.labels.churn.dry_up_fraction * usual)
         labels: dict[str, object] = {
             "label_churn": churn,
             "label_future_net_margin": (_value(future[c]["net_margin"]) if c in future

@@ -247,6 +247,7 @@ class ProfitabilityConfig(Section):
 class ChurnLabel(Section):
     definition: Literal["no_order", "dry_up"]
     dry_up_fraction: Annotated[float, Field(gt=0, le=1)]
+    dry_up_baseline_months: Annotated[int, Field(ge=1, le=36)]
 
 
 class UpgradeLabel(Section):
@@ -269,7 +270,7 @@ class TreeParams(Section):
 
 
 class XGBoostParams(Section):
-    max_rounds: int = Field(gt=0)
+    max_rounds: dict[Literal["churn", "margin", "upgrade"], Annotated[int, Field(gt=0)]]
     early_stopping_rounds: int = Field(gt=0)
     search: dict[Literal["max_depth", "learning_rate", "min_child_weight", "subsample",
                          "colsample_bytree", "reg_lambda"],

@@ -168,6 +168,7 @@ def _orders(history: History, snaps: ir.Table, cfg: Config, forward: int) -> ir.
     if forward:
         ahead = age < 0
         m |= {"revenue_prev": _sum(j.revenue, within(0, lab.horizon_months)),
+              "revenue_baseline": _sum(j.revenue, within(0, lab.churn.dry_up_baseline_months)),
               "revenue_next": _sum(j.revenue, ahead),
               "orders_next": _sum(j.n_orders, ahead),
               "lines_next": _sum(j.n_lines, ahead),
@@ -367,7 +368,8 @@ def _label_values(t: ir.Table, history: History, cfg: Config) -> dict[str, ir.Va
     ordered = t.lines_next > 0
     churn = ~ordered
     if lab.churn.definition == "dry_up":
-        churn = churn | (after < lab.churn.dry_up_fraction * before)
+        usual = t.revenue_baseline * (lab.horizon_months / lab.churn.dry_up_baseline_months)
+        churn = churn | (after < lab.churn.dry_up_fraction * usual)
     growth = (before > 0) & (after >= (1 + lab.upgrade.growth) * before)
     labels: dict[str, ir.Value] = {
         "label_churn": churn,

@@ -133,7 +133,7 @@ def fit_xgboost(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N80
     best: tuple[float, dict, int] | None = None
     for i, combo in enumerate(grid, 1):
         params = fixed | {k: int(v) if k == "max_depth" else v for k, v in combo.items()}
-        model = _xgb(target, params, xc.max_rounds, cfg.seed, xc.early_stopping_rounds)
+        model = _xgb(target, params, xc.max_rounds[target], cfg.seed, xc.early_stopping_rounds)
         model.fit(train, y, eval_set=[(stop, stop_y)], verbose=False)
         value = float(model.evals_result()["validation_0"][_metric(target)][model.best_iteration])
         loss = -value if _metric(target) == "auc" else value
