@@ -14,8 +14,10 @@ EXAMPLE = TESTS / "data" / "example"
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m klantwaarde ARGS`` as a user would; output of both streams as text."""
-    env = {k: v for k, v in os.environ.items() if k != "KLANTWAARDE_DEBUG"}
+    """Run ``python -m klantwaarde ARGS`` as a user would; output of both streams as text.
+    MLFLOW_TRACKING_URI is not passed on: MLflow sets it in this process when a test connects."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KLANTWAARDE_DEBUG", "MLFLOW_TRACKING_URI")}
     env["COLUMNS"] = "200"
     return subprocess.run([sys.executable, "-m", "klantwaarde", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -25,7 +25,8 @@ from klantwaarde.training import metrics
 BIN = Path(sys.executable).parent
 AS_OF = "2025-06-30"  # 24 simulated months from 2023-07-01: labels complete up to 2024-12-31
 SMALL = {"seed": 7, "train_snapshots": 3, "validation_snapshots": 1,
-         "xgboost": {"max_rounds": {"churn": 60, "margin": 60, "upgrade": 60}, "early_stopping_rounds": 10,
+         "xgboost": {"max_rounds": {"churn": 60, "margin": 60, "upgrade": 60},
+                     "early_stopping_rounds": 10,
                      "search": {"max_depth": [3], "learning_rate": [0.2]}}}
 
 

@@ -268,16 +268,51 @@ def promote(ctx: typer.Context, target: Annotated[Target, typer.Option(help="Whi
 @app.command()
 def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
           config: ConfigOption = None) -> None:
-    """Score every eligible customer at --as-of with the champion models."""
-    _not_available("score")
+    """Score every active customer at --as-of with the champion models.
+
+    Writes the month to the scores table (scoring.yaml; re-running a month replaces it) and
+    logs the run, with drift against the training data, to MLflow.
+    """
+    from klantwaarde.render import print_scoring
+    from klantwaarde.scoring.score import score as run_scoring
+
+    cfg = _config(ctx, config)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    with progress() as step, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        src = _valid_source(source, cfg, step)
+        result = run_scoring(src, as_of.date(), cfg, step)
+    print_scoring(result, cfg.scoring.psi_warning, out)
+    for notice in result.notices:
+        err.print(escape(notice))
 
 
 @app.command()
 def lists(ctx: typer.Context, as_of: AsOfOption,
           out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
           config: ConfigOption = None) -> None:
-    """At-risk, cross-sell and loss-account lists per account manager."""
-    _not_available("lists")
+    """At-risk, cross-sell and loss-account lists per account manager (XLSX and CSV).
+
+    Reads the month --as-of from the scores table (klantwaarde score writes it); --out must be
+    a new or empty folder.
+    """
+    from rich.table import Table
+
+    from klantwaarde.lists import OVERALL, build_lists, write_lists
+    from klantwaarde.scoring.store import read_scores
+
+    cfg = _config(ctx, config)
+    scores = read_scores(cfg.scoring.store, as_of.date())
+    result = write_lists(build_lists(scores, cfg.lists), out_dir)
+    table = Table("account manager", "at risk", "cross-sell", "loss accounts", "workbook",
+                  title=f"Lists at {as_of.date()}", title_justify="left")
+    for m in result.managers:
+        table.add_row(escape(m.manager), f"{m.at_risk:,}", f"{m.cross_sell:,}",
+                      f"{m.loss_accounts:,}", escape(f"managers/{m.file_stem}.xlsx"))
+    out.print(table)
+    out.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
+              "index.csv (the counts above), and per manager a workbook and three CSV files in "
+              "managers/.")
 
 
 @app.command()

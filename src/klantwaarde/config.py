@@ -318,6 +318,25 @@ class ModelsConfig(Section):
     experiment: str = Field(min_length=1)
 
 
+class ScoringConfig(Section):
+    """Where ``klantwaarde score`` writes, how it words its reasons, when it warns of drift."""
+
+    store: Path
+    parquet: Path
+    language: Literal["en", "nl"]
+    reasons: int = Field(gt=0, le=10)
+    psi_warning: Positive
+
+
+class ListsConfig(Section):
+    """Who goes on the lists of ``klantwaarde lists``, and how many per account manager."""
+
+    at_risk_min_probability: Share
+    cross_sell_min_uplift: NonNegative
+    max_rows: int = Field(gt=0)
+    unassigned: str = Field(pattern=r"\S")
+
+
 class Config(Section):
     """The whole configuration, one attribute per YAML file."""
 
@@ -327,6 +346,8 @@ class Config(Section):
     profitability: ProfitabilityConfig
     labels: LabelsConfig
     models: ModelsConfig
+    scoring: ScoringConfig
+    lists: ListsConfig
     simulate: SimulateConfig
 
 

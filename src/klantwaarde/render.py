@@ -13,6 +13,7 @@ from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
     from klantwaarde.profitability_report import ProfitabilityReport
+    from klantwaarde.scoring.score import ScoringResult
     from klantwaarde.training.train import TrainingResult
 
 
@@ -121,3 +122,26 @@ def print_training(result: TrainingResult, console: Console) -> None:
         promoted = " and champion" if target in result.promoted else ""
         console.print(f"{version.name}: version {version.version} is challenger{promoted}")
     console.print(f"MLflow run {result.run_id} at {escape(result.tracking_uri)}")
+
+
+def print_scoring(result: ScoringResult, psi_warning: float, console: Console) -> None:
+    """What was scored with which versions, the score distribution and any drift."""
+    versions = ", ".join(f"{t} v{v}" for t, v in result.versions.items())
+    console.print(f"Scored {result.customers:,} customers at {result.as_of} ({versions}); "
+                  f"written to {escape(str(result.store))}.")
+    s = result.summary
+    table = Table(title="scores", title_justify="left")
+    for column in ("score", "mean", "p10", "median", "p90"):
+        table.add_column(column, justify="left" if column == "score" else "right")
+    for name, fmt in (("churn_probability", "{:.1%}"), ("upgrade_probability", "{:.1%}"),
+                      ("future_net_margin", "{:,.0f}"), ("margin_at_risk", "{:,.0f}"),
+                      ("expected_uplift", "{:,.0f}")):
+        table.add_row(name, *[fmt.format(s[f"{name}_{k}"]) for k in ("mean", "p10", "p50",
+                                                                        "p90")])
+    console.print(table)
+    if result.drifted:
+        worst = sorted(result.drifted, key=lambda n: -result.drift[n])
+        console.print(f"[yellow]drift[/yellow]: {len(worst)} feature(s) above PSI {psi_warning} "
+                      "against the training data: " + ", ".join(
+                          f"{escape(n)} {result.drift[n]:.2f}" for n in worst[:10]))
+    console.print(f"MLflow run {result.run_id}")

@@ -17,7 +17,8 @@ from klantwaarde.features.snapshots import FeatureSet, build
 from klantwaarde.periods import anchor_of, period_of
 from klantwaarde.sources import Source
 
-__all__ = ["BY_NAME", "FEATURES", "Feature", "FeatureSet", "features_at", "training_set"]
+__all__ = ["BY_NAME", "FEATURES", "Feature", "FeatureSet", "features_at", "scoring_input",
+           "training_set"]
 
 
 def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1) -> FeatureSet:
@@ -27,6 +28,29 @@ def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1)
     last = period_of(as_of, anchor)
     history = build_history(source, cfg, anchor, last)
     return build(history, cfg, [last - k for k in range(snapshots)], labels=False)
+
+
+def scoring_input(source: Source, as_of: dt.date, cfg: Config
+                  ) -> tuple[FeatureSet, dict[str, float]]:
+    """The features of every active customer at ``as_of``, and per product category what a
+    customer that buys it spends on it over a label horizon: its mean revenue in the category
+    over the last 12 months, scaled to the horizon (the uplift a new buyer may bring)."""
+    anchor = anchor_of(as_of)
+    last = period_of(as_of, anchor)
+    history = build_history(source, cfg, anchor, last)
+    fs = build(history, cfg, [last], labels=False)
+    if not history.categories:
+        return fs, {}
+    lines = history.lines
+    recent = lines.filter((lines.p > last - 12) & (lines.p <= last) & (lines.category_bit_ > 0))
+    per = recent.group_by(["customer_id", "category_bit_"]).aggregate(
+        revenue=recent.gross_amount.sum())
+    per = per.filter(per.revenue > 0)
+    spend = per.group_by("category_bit_").aggregate(mean=per.revenue.mean()).to_pyarrow()
+    scale = cfg.labels.horizon_months / 12
+    bits = {1 << i: name for i, name in enumerate(history.categories)}
+    return fs, {bits[b]: m * scale for b, m in zip(spend["category_bit_"].to_pylist(),
+                                                   spend["mean"].to_pylist(), strict=True)}
 
 
 def training_set(source: Source, cfg: Config, cutoff: dt.date, snapshots: int) -> FeatureSet:

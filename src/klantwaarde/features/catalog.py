@@ -31,22 +31,29 @@ class Feature:
     riskier: Literal["higher", "lower"] | None  # which direction raises churn risk, if known
     en: str  # description
     nl: str
-    reason_en: str  # "{value}" with a format spec renders the value
+    reason_en: str  # "{value}" with a format spec renders the value; a flag's text when set
     reason_nl: str
+    unset_en: str = ""  # a flag that is not set
+    unset_nl: str = ""
 
     def describe(self, language: Language = "en") -> str:
         return self.en if language == "en" else self.nl
 
     def reason(self, value: object, language: Language = "en") -> str:
         """The value in words, for a person."""
+        if self.dtype == "boolean":  # a flag's words are literal text, never a template
+            if value:
+                return self.reason_en if language == "en" else self.reason_nl
+            return self.unset_en if language == "en" else self.unset_nl
         template = self.reason_en if language == "en" else self.reason_nl
         return template.format(value=value)
 
 
 def _f(name: str, family: str, requires: tuple[str, ...], window: int | None, dtype: str,
-       riskier: str | None, en: str, nl: str, reason_en: str, reason_nl: str) -> Feature:
+       riskier: str | None, en: str, nl: str, reason_en: str, reason_nl: str,
+       unset: tuple[str, str] = ("", "")) -> Feature:
     return Feature(name, family, requires, window, dtype, riskier, en, nl,  # type: ignore[arg-type]
-                   reason_en, reason_nl)
+                   reason_en, reason_nl, *unset)
 
 
 ORDERS = ("orders",)
@@ -251,12 +258,8 @@ def owns_feature(category: str) -> Feature:
     return _f(f"owns__{category}", "breadth", ("category",), None, "boolean", None,
               f"Bought category {category} (an order line with gross_amount > 0) up to as_of.",
               f"Heeft ooit categorie {category} gekocht.",
-              f"already buys {_literal(category)}", f"koopt al {_literal(category)}")
-
-
-def _literal(text: str) -> str:
-    """``text`` inside a reason template: braces doubled."""
-    return text.replace("{", "{{").replace("}", "}}")
+              f"already buys {category}", f"koopt al {category}",
+              (f"does not buy {category} yet", f"koopt nog geen {category}"))
 
 
 def attribute_feature(column: str, dtype: str) -> Feature:
@@ -266,6 +269,10 @@ def attribute_feature(column: str, dtype: str) -> Feature:
                   None, "Days from customers.acquired_on to as_of; empty when it lies after.",
                   "Dagen sinds de klant is binnengehaald.",
                   "account for {value:.0f} days", "{value:.0f} dagen klant volgens het CRM")
+    if dtype == "boolean":
+        return _f(column, "static", (f"customers.{column}",), None, dtype, None,
+                  f"Customer attribute {column}.", f"Klantkenmerk {column}.",
+                  f"{column}: yes", f"{column}: ja", (f"{column}: no", f"{column}: nee"))
     return _f(column, "static", (f"customers.{column}",), None, dtype, None,
               f"Customer attribute {column}.", f"Klantkenmerk {column}.",
               f"{column}: {{value}}", f"{column}: {{value}}")

@@ -43,15 +43,17 @@ def output_columns(target: TargetName, labels: list[str]) -> list[str]:
 
 
 class CustomerModel(mlflow.pyfunc.PythonModel):
-    """One target's fitted pipeline, the features it reads (in order) and its outputs."""
+    """One target's fitted pipeline, the features it reads (in order), its outputs, and the
+    profile of its training data (``scoring.drift``)."""
 
     def __init__(self, target: TargetName, candidate: str, pipeline: Pipeline,
-                 features: list[str], labels: list[str]) -> None:
+                 features: list[str], labels: list[str], profile: dict[str, dict]) -> None:
         self.target = target
         self.candidate = candidate
         self.pipeline = pipeline
         self.features = features
         self.labels = labels
+        self.profile = profile
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [f for f in self.features if f not in frame.columns]

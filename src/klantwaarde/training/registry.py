@@ -22,21 +22,29 @@ NAMES = {"churn": "klantwaarde-churn", "margin": "klantwaarde-margin",
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 
-def connect(cfg: ModelsConfig) -> str:
+# mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI in this process: the embedded store
+# connected last is remembered, so that a later connect with another config is not taken for
+# a server the user chose.
+_embedded: str | None = None
+
+
+def connect(cfg: ModelsConfig, experiment: str | None = None) -> str:
     """Point MLflow at the server of ``MLFLOW_TRACKING_URI`` or the embedded store; make the
-    experiment exist; return the tracking URI."""
+    experiment (default: the training experiment of ``cfg``) exist; return the tracking URI."""
+    global _embedded
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     artifacts = None
-    if not uri:
+    if not uri or uri == _embedded:
         store = cfg.store.resolve()
         store.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{store / 'mlflow.db'}"
+        uri = _embedded = f"sqlite:///{store / 'mlflow.db'}"
         artifacts = (store / "artifacts").as_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
-    mlflow.set_experiment(cfg.experiment)
+    experiment = experiment or cfg.experiment
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
     return uri
 
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import ibis
 import mlflow
 import numpy as np
 import pandas as pd
@@ -30,7 +28,8 @@ from klantwaarde.contract import table_spec
 from klantwaarde.errors import InputError
 from klantwaarde.features import training_set
 from klantwaarde.periods import anchor_of, date_of, months_before, period_of
-from klantwaarde.sources import Source
+from klantwaarde.scoring import drift
+from klantwaarde.sources import Source, one_thread
 from klantwaarde.training import btyd, metrics, registry
 from klantwaarde.training.candidates import (
     CANDIDATES,
@@ -88,7 +87,7 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
     wanted = mc.train_snapshots + mc.validation_snapshots
     _check_covers(source, as_of)
     step(f"building features and labels for {wanted} monthly snapshots")
-    with _one_thread(source):
+    with one_thread(source):
         fs = training_set(source, cfg, as_of, wanted)
         frame = model_input(fs)
     dates = sorted(d for d in frame.as_of.unique())
@@ -118,23 +117,6 @@ def _check_covers(source: Source, as_of: dt.date) -> None:
             f"orders: the newest order line is dated {newest}, more than a month before "
             f"--as-of {as_of}; the labels up to --as-of would count every customer as lost. "
             f"Fix: pass an --as-of at the end of the data (for example {newest}'s month end).")
-
-
-@contextmanager
-def _one_thread(source: Source) -> Iterator[None]:
-    """DuckDB on one thread: a parallel sum of floats adds in a varying order, and a feature
-    that differs in its last bit can move an xgboost split, so the same data and seed would
-    not always give the same model. The training set is a small part of training's time."""
-    backend = ibis.get_backend(source.tables["orders"].table)
-    if backend.name != "duckdb":
-        yield
-        return
-    threads = backend.raw_sql("SELECT current_setting('threads')").fetchone()[0]
-    backend.raw_sql("SET threads = 1")
-    try:
-        yield
-    finally:
-        backend.raw_sql(f"SET threads = {int(threads)}")
 
 
 def labels_of(target: TargetName, sets: Sets) -> list[str]:
@@ -168,11 +150,12 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
             tempfile.TemporaryDirectory() as tmp:
         _log_setup(cfg, sets, as_of, Path(tmp))
         classical = _btyd(source, sets, cfg, step) if btyd.available() else {}
+        profile = drift.profile(sets.train, sets.features)
         if not classical:
             notices.append(btyd.MISSING)
         for target in TARGETS:
             labels = labels_of(target, sets)
-            results = [_candidate(target, name, labels, sets, cfg, Path(tmp), step)
+            results = [_candidate(target, name, labels, sets, cfg, profile, Path(tmp), step)
                        for name in CANDIDATES]
             found += results + ([classical[target]] if target in classical else [])
             key = getattr(cfg.models.selection, target)
@@ -221,7 +204,7 @@ def _fit(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Conf
 
 
 def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Config,
-               tmp: Path, step: Step) -> Candidate:
+               profile: dict[str, dict], tmp: Path, step: Step) -> Candidate:
     step(f"{target}: training {name} on {len(sets.train):,} customer snapshots")
     with mlflow.start_run(run_name=f"{target}/{name}", nested=True) as run:
         fitted = _fit(target, name, labels, sets, cfg, step)
@@ -240,7 +223,7 @@ def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg
         if name == "xgboost":
             _shap_summary(fitted, X, folder / "shap_summary.png")
         mlflow.log_artifacts(str(folder))
-        model = CustomerModel(target, name, fitted.pipeline, sets.features, labels)
+        model = CustomerModel(target, name, fitted.pipeline, sets.features, labels, profile)
         example = X.head(5)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, input_example=example,

@@ -1,0 +1,80 @@
+"""The champion model of each target, resolved once per scoring run and checked against the
+features it is about to read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pyfunc
+import pandas as pd
+
+from klantwaarde.errors import InputError
+from klantwaarde.training import registry
+from klantwaarde.training.candidates import TargetName
+from klantwaarde.training.model import CustomerModel
+
+TARGETS: tuple[TargetName, ...] = ("churn", "margin", "upgrade")
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: registry.Version
+    model: CustomerModel
+    inputs: dict[str, str]  # the signature's input columns and their MLflow types
+
+
+def load_champions() -> dict[TargetName, Champion]:
+    """Each target's champion, loaded by version number: the alias is read once, so a promote
+    during the run cannot mix two versions. Without a champion: an input error that says how to
+    get one."""
+    versions = {t: registry.alias_version(t, registry.CHAMPION) for t in TARGETS}
+    missing = [t for t, v in versions.items() if v is None]
+    if missing:
+        names = ", ".join(registry.NAMES[t] for t in missing)
+        raise InputError(
+            f"models: no champion for {names} in the model registry "
+            f"({mlflow.get_tracking_uri()}). Run klantwaarde train --source SRC --as-of DATE, "
+            f"then klantwaarde promote --target {missing[0]} (for each of "
+            f"{', '.join(missing)}), or set MLFLOW_TRACKING_URI to the registry that has them.")
+    found = {}
+    for target, version in versions.items():
+        assert version is not None
+        loaded = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+        schema = loaded.metadata.get_input_schema()
+        inputs = {c.name: getattr(c.type, "name", str(c.type))
+                  for c in (schema.inputs if schema else [])}
+        found[target] = Champion(version, loaded.unwrap_python_model(), inputs)
+    return found
+
+
+def check_inputs(champions: dict[TargetName, Champion], frame: pd.DataFrame,
+                 skipped: tuple[str, ...]) -> None:
+    """Every feature a champion's signature names is in ``frame`` with a matching kind (number
+    or text); otherwise an input error naming the model, the features and the fix."""
+    problems = []
+    for champion in champions.values():
+        v = champion.version
+        missing = [n for n in champion.inputs if n not in frame.columns]
+        wrong = [f"{n} (model: {t}, data: {frame[n].dtype})" for n, t in champion.inputs.items()
+                 if n in frame.columns and _is_text(t) != _is_text_column(frame[n])]
+        if missing:
+            problems.append(f"{v.name} version {v.version} reads features the data does not "
+                            f"give: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        if wrong:
+            problems.append(f"{v.name} version {v.version} reads features of another kind: "
+                            f"{', '.join(wrong[:8])}")
+    if problems:
+        why = f" Left out of this source's features: {'; '.join(skipped)}." if skipped else ""
+        raise InputError(
+            "features: the champion models do not fit this source's features. "
+            + "; ".join(problems) + "." + why + " Fix: score the source the champions were "
+            "trained on (same tables and columns), or train and promote new champions on this "
+            "source.")
+
+
+def _is_text(mlflow_type: str) -> bool:
+    return mlflow_type.lower().startswith("string")
+
+
+def _is_text_column(column: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))

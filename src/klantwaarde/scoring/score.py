@@ -1,0 +1,171 @@
+"""``klantwaarde score``: every active customer at as_of scored by the champion models, with
+reasons, next-best categories, margin at risk and its profitability segment; one month of the
+scores table, and one MLflow run in the scoring experiment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from klantwaarde.config import Config
+from klantwaarde.errors import InputError
+from klantwaarde.features import scoring_input
+from klantwaarde.profitability_report import build_report
+from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
+from klantwaarde.scoring.drift import stability
+from klantwaarde.scoring.reasons import top_reasons
+from klantwaarde.scoring.store import SCHEMA, write_scores
+from klantwaarde.sources import Source, one_thread
+from klantwaarde.training import registry
+from klantwaarde.training.model import model_input
+
+Step = Callable[[str], None]
+SEGMENT = ["customer_id", "account_manager", "revenue", "net_margin", "tier", "category", "cell",
+           "policy", "loss_driver", "remedy"]
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    as_of: dt.date
+    customers: int
+    versions: dict[str, int]
+    summary: dict[str, float]
+    drift: dict[str, float]  # PSI per feature against the training data
+    drifted: list[str]  # the features above scoring.psi_warning
+    store: Path
+    run_id: str
+    notices: list[str]
+
+
+def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
+          ) -> ScoringResult:
+    """Score, explain, segment, write the month and log the run."""
+    registry.connect(cfg.models, f"{cfg.models.experiment}-scoring")
+    step("resolving the champion models")
+    champions = load_champions()
+    step(f"building the features at {as_of}")
+    with one_thread(source):
+        fs, spend = scoring_input(source, as_of, cfg)
+        frame = model_input(fs)
+    if frame.empty:
+        raise InputError(f"orders: no customer has an order line in the "
+                         f"{cfg.labels.active_months} months up to {as_of}, so there is no one to "
+                         "score. Pass an --as-of inside the data (klantwaarde validate prints "
+                         "its dates).")
+    check_inputs(champions, frame, fs.skipped)
+    declared = {f.name: f for f in fs.features}
+    notices: list[str] = []
+    columns: dict[str, object] = {"as_of": [as_of] * len(frame),
+                                  "customer_id": frame.customer_id.to_numpy()}
+    predictions = {}
+    for target, champion in champions.items():
+        step(f"{target}: scoring {len(frame):,} customers with version "
+             f"{champion.version.version} ({champion.model.candidate})")
+        predictions[target] = champion.model.predict(None, frame)
+        columns[f"{target}_version"] = [champion.version.version] * len(frame)
+        columns[f"{target}_reasons"] = _reasons(target, champion, frame, declared, cfg, notices)
+    churn = predictions["churn"].churn_probability.to_numpy()
+    margin = predictions["margin"].future_net_margin.to_numpy()
+    columns |= {"churn_probability": churn, "future_net_margin": margin,
+                "margin_at_risk": churn * np.maximum(margin, 0),
+                "upgrade_probability": predictions["upgrade"].upgrade_probability.to_numpy()}
+    columns |= _next_best(predictions["upgrade"], frame, spend, cfg.models.next_best_k)
+    step("segmenting by profitability")
+    scores = pd.DataFrame(columns).merge(_segments(source, as_of, cfg), on="customer_id",
+                                         how="left")
+    drift = _drift(champions, frame)
+    drifted = sorted(n for n, v in drift.items() if v > cfg.scoring.psi_warning)
+    step(f"writing {len(scores):,} scores at {as_of} to {cfg.scoring.store}")
+    table = pa.Table.from_pandas(scores[SCHEMA.names], schema=SCHEMA, preserve_index=False)
+    versions = {t: c.version.version for t, c in champions.items()}
+    summary = _summary(scores)
+    with mlflow.start_run(run_name=f"score {as_of}") as run:
+        write_scores(cfg.scoring.store, cfg.scoring.parquet, as_of, table)
+        _log(as_of, versions, summary, drift, drifted, cfg)
+    return ScoringResult(as_of, len(scores), versions, summary, drift, drifted,
+                         cfg.scoring.store, run.info.run_id, notices)
+
+
+def _reasons(target: str, champion: Champion, frame: pd.DataFrame, declared: dict,
+             cfg: Config, notices: list[str]) -> list[list[str]]:
+    found = champion.model.contributions(frame)
+    if found is None:
+        notices.append(f"{champion.version.name} version {champion.version.version} is a "
+                       f"{champion.model.candidate}; reasons come from xgboost champions only, "
+                       f"so its scores have none.")
+        return [[] for _ in range(len(frame))]
+    values, names = found
+    return top_reasons(target, values, names, frame, declared, cfg.scoring.reasons,
+                       cfg.scoring.language)
+
+
+def _next_best(upgrade: pd.DataFrame, frame: pd.DataFrame, spend: dict[str, float], k: int
+               ) -> dict[str, object]:
+    """The k categories a customer does not own yet that it is most likely to adopt, and the
+    expected uplift: adoption probability times what a buyer of the category spends on it."""
+    categories = [c.removeprefix("adopt__") for c in upgrade.columns if c.startswith("adopt__")]
+    if not categories:
+        return {"next_best_categories": [[] for _ in range(len(frame))],
+                "expected_uplift": np.full(len(frame), np.nan)}
+    p = upgrade[[f"adopt__{c}" for c in categories]].to_numpy(float)
+    owned = np.column_stack([frame[f"owns__{c}"].to_numpy(float) > 0 if f"owns__{c}" in frame
+                             else np.zeros(len(frame), bool) for c in categories])
+    p = np.where(owned, -np.inf, p)
+    best = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(p, best, axis=1)
+    value = np.array([spend.get(c, 0.0) for c in categories])
+    uplift = np.where(chosen > -np.inf, chosen * value[best], 0.0).sum(axis=1)
+    names = np.array(categories, dtype=object)[best]
+    return {"next_best_categories": [list(n[c > -np.inf]) for n, c in zip(names, chosen,
+                                                                          strict=True)],
+            "expected_uplift": uplift}
+
+
+def _segments(source: Source, as_of: dt.date, cfg: Config) -> pd.DataFrame:
+    with one_thread(source):
+        customers = build_report(source, as_of, cfg).customers
+    return customers.reindex(columns=SEGMENT)
+
+
+def _drift(champions: dict[str, Champion], frame: pd.DataFrame) -> dict[str, float]:
+    """Per feature, the largest PSI against any champion's training data."""
+    out: dict[str, float] = {}
+    for champion in champions.values():
+        for name, value in stability(getattr(champion.model, "profile", {}), frame).items():
+            out[name] = max(value, out.get(name, 0.0))
+    return out
+
+
+def _summary(scores: pd.DataFrame) -> dict[str, float]:
+    out: dict[str, float] = {"customers": float(len(scores))}
+    for column in ("churn_probability", "future_net_margin", "upgrade_probability",
+                   "margin_at_risk", "expected_uplift"):
+        values = scores[column].astype(float)
+        out |= {f"{column}_mean": float(values.mean()),
+                **{f"{column}_p{q}": float(values.quantile(q / 100)) for q in (10, 50, 90)}}
+    out |= {"future_net_margin_total": float(scores.future_net_margin.sum()),
+            "margin_at_risk_total": float(scores.margin_at_risk.sum())}
+    return out
+
+
+def _log(as_of: dt.date, versions: dict[str, int], summary: dict[str, float],
+         drift: dict[str, float], drifted: list[str], cfg: Config) -> None:
+    mlflow.set_tag("kind", "scoring")
+    mlflow.log_params({"as_of": as_of.isoformat(), "store": str(cfg.scoring.store),
+                       **{f"{t}_version": v for t, v in versions.items()}})
+    mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})
+    mlflow.log_metrics({f"psi.{k}": v for k, v in drift.items()} | {"drifted": len(drifted)})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "drift.json"
+        path.write_text(json.dumps({"psi_warning": cfg.scoring.psi_warning,
+                                    "drifted": drifted, "psi": drift}, indent=1))
+        mlflow.log_artifact(str(path))

@@ -1,0 +1,250 @@
+"""``klantwaarde lists``: ranking, capping, safe file names and the formatted workbooks."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import re
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import snapshot
+from klantwaarde import cli
+from klantwaarde.config import load_config
+from klantwaarde.errors import ConfigError
+from klantwaarde.lists import SHEETS, build_lists, csv_name, file_stems, write_lists
+from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
+
+AS_OF = dt.date(2025, 6, 30)
+LOSS = "loss account"
+# customer, manager, churn probability, margin at risk, expected uplift, category, net margin
+CUSTOMERS = [
+    ("c01", "Anna", 0.80, 8000.0, 500.0, "key account", 30000.0),
+    ("c02", "Anna", 0.50, 10000.0, 1500.0, "large account", 25000.0),
+    ("c03", "Anna", 0.90, 0.0, None, LOSS, -5000.0),
+    ("c04", "Anna", 0.20, 900.0, 0.0, "small account", 2000.0),
+    ("c05", "../../x", 0.40, 400.0, 300.0, "small account", 1000.0),
+    ("c06", "A/B: C*", 0.60, 0.0, None, LOSS, -1000.0),
+    ("c07", None, 0.35, 100.0, 50.0, "small account", 500.0),
+    ("c08", "", 0.10, 0.0, None, LOSS, -12000.0),
+    ("c09", "Jan de Vries", 0.31, 3100.0, None, "large account", 9000.0),
+    ("c10", "Jan/de/Vries", 0.70, 700.0, 900.0, "small account", 1000.0),
+    ("c11", "CON", 0.10, 10.0, 20.0, "small account", 100.0),
+    ("c12", "Anna", 0.30, 50.0, None, "small account", 150.0),
+]
+AT_RISK = ["c02", "c01", "c09", "c10", "c05", "c07"]  # c12 is Anna's third: capped at 2
+CROSS_SELL = ["c02", "c10", "c01", "c05", "c07", "c11"]
+LOSS_ACCOUNTS = ["c08", "c03", "c06"]
+MANAGERS = {"Anna", "../../x", "A/B: C*", "unassigned", "Jan de Vries", "Jan/de/Vries", "CON"}
+
+
+def _row(customer: str, manager: str | None, churn: float, at_risk: float,
+         uplift: float | None, category: str, net_margin: float) -> dict:
+    loss = category == LOSS
+    return {
+        "as_of": AS_OF, "customer_id": customer, "account_manager": manager,
+        "churn_version": 1, "margin_version": 1, "upgrade_version": 1,
+        "churn_probability": churn, "future_net_margin": at_risk / churn,
+        "margin_at_risk": at_risk, "upgrade_probability": 0.5 if uplift else 0.05,
+        "next_best_categories": ["tools", "safety"] if uplift else [],
+        "expected_uplift": uplift, "revenue": abs(net_margin) * 4, "net_margin": net_margin,
+        "tier": "A" if net_margin > 20000 else "C", "category": category,
+        "cell": "no, no, no" if loss else "yes, yes, no", "policy": "let go" if loss else "keep",
+        "loss_driver": "small_orders" if loss else None,
+        "remedy": "set a minimum order size" if loss else None,
+        "churn_reasons": ["no visit for 143 days", "3 complaints in the last 90 days"],
+        "margin_reasons": None, "upgrade_reasons": ["buys tools"] if uplift else None,
+    }
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A config folder whose scores table holds AS_OF, and lists of at most 2 rows."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    store, parquet = tmp_path / "scores" / "scores.duckdb", tmp_path / "scores" / "parquet"
+    (folder / "scoring.yaml").write_text(yaml.safe_dump({"store": str(store),
+                                                         "parquet": str(parquet)}))
+    (folder / "lists.yaml").write_text("max_rows: 2\n")
+    rows = [_row(*c) for c in CUSTOMERS]
+    write_scores(store, parquet, AS_OF, pa.Table.from_pylist(rows, schema=SCHEMA))
+    return folder
+
+
+def _lists(config: Path, out: Path, as_of: str = "2025-06-30") -> str:
+    result = CliRunner().invoke(cli.app, ["lists", "--as-of", as_of, "--out", str(out),
+                                          "--config", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr("sys.argv", ["klantwaarde", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    return exit_.value.code
+
+
+def _sheet(book: openpyxl.Workbook, name: str) -> list[list]:
+    return [list(r) for r in book[name].iter_rows(values_only=True)]
+
+
+def _csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.reader(file))
+
+
+def _same(sheet_value: object, csv_value: str) -> bool:
+    if sheet_value is None:
+        return csv_value == ""
+    if isinstance(sheet_value, float | int):
+        return math.isclose(float(csv_value), sheet_value)
+    return csv_value == sheet_value
+
+
+def test_overall_workbook_ranks_caps_and_formats(config: Path, tmp_path: Path) -> None:
+    output = _lists(config, tmp_path / "out")
+    assert "Jan/de/Vries" in output and "all_managers.xlsx" in output
+    book = openpyxl.load_workbook(tmp_path / "out" / "all_managers.xlsx")
+    assert book.sheetnames == list(SHEETS)
+    at_risk = _sheet(book, "at risk")
+    assert at_risk[0] == ["customer_id", "account_manager", "churn_probability",
+                          "future_net_margin", "margin_at_risk", "tier", "category", "reasons"]
+    assert [r[0] for r in at_risk[1:]] == AT_RISK
+    assert at_risk[1][1:5] == ["Anna", 0.5, 20000.0, 10000.0]
+    assert at_risk[1][7] == "no visit for 143 days; 3 complaints in the last 90 days"
+    assert [r[1] for r in at_risk[1:]][-1] == "unassigned"  # c07 has no manager
+    cross = _sheet(book, "cross-sell")
+    assert [r[0] for r in cross[1:]] == CROSS_SELL
+    assert cross[1][cross[0].index("next_best_categories")] == "tools, safety"
+    assert cross[1][cross[0].index("reasons")] == "buys tools"
+    losses = _sheet(book, "loss accounts")
+    assert [r[0] for r in losses[1:]] == LOSS_ACCOUNTS
+    assert losses[0][:4] == ["customer_id", "account_manager", "revenue", "net_margin"]
+    assert losses[1][1:4] == ["unassigned", 48000.0, -12000.0]
+    assert {"remedy", "loss_driver", "policy"} <= set(losses[0])
+
+    sheet = book["at risk"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:H{len(AT_RISK) + 1}"
+    assert sheet["A1"].font.b and not sheet["A2"].font.b
+    assert "%" in sheet["C2"].number_format
+    assert "#,##0" in sheet["D2"].number_format and "#,##0" in sheet["E2"].number_format
+    assert sheet.column_dimensions["H"].width > sheet.column_dimensions["A"].width >= 10
+
+
+def test_loss_accounts_are_never_at_risk(config: Path, tmp_path: Path) -> None:
+    lists = build_lists(read_scores(config.parent / "scores" / "scores.duckdb", AS_OF),
+                        load_config(config).lists)
+    at_risk = set(lists.tables["at risk"].customer_id)
+    losses = set(lists.tables["loss accounts"].customer_id)
+    assert losses == {"c03", "c06", "c08"}
+    assert not at_risk & losses  # c03 and c06 have churn probabilities 0.9 and 0.6
+
+
+def test_each_manager_gets_own_files_inside_the_folder(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    before = snapshot(tmp_path)
+    _lists(config, out)
+    new = set(snapshot(tmp_path)) - set(before)
+    assert all(Path(p).resolve().is_relative_to(out.resolve()) for p in new)
+    files = sorted(p.name for p in (out / "managers").iterdir())
+    assert len(files) == 4 * len(MANAGERS)  # no two managers share a file
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*\.(xlsx|csv)", f) for f in files)
+    assert sorted(p.name for p in out.iterdir()) == ["all_managers.xlsx", "index.csv",
+                                                     "managers"]
+
+    index = list(csv.DictReader((out / "index.csv").open(encoding="utf-8")))
+    assert {r["manager"] for r in index} == MANAGERS
+    counts = {r["manager"]: (int(r["at_risk"]), int(r["cross_sell"]), int(r["loss_accounts"]))
+              for r in index}
+    assert counts["Anna"] == (2, 2, 1)
+    assert counts["unassigned"] == (1, 1, 1)
+    assert counts["CON"] == (0, 1, 0)
+    customers = {m or "unassigned": set() for _, m, *_ in CUSTOMERS}
+    for customer, manager, *_ in CUSTOMERS:
+        customers[manager or "unassigned"].add(customer)
+
+    for row in index:
+        stem = row["file_stem"]
+        book = openpyxl.load_workbook(out / "managers" / f"{stem}.xlsx")
+        assert book.sheetnames == list(SHEETS)
+        for name, count in zip(SHEETS, counts[row["manager"]], strict=True):
+            rows = _sheet(book, name)
+            assert "account_manager" not in rows[0]
+            assert len(rows) - 1 == count
+            assert {r[0] for r in rows[1:]} <= customers[row["manager"]]
+            assert book[name].freeze_panes == "A2" and book[name].auto_filter.ref
+            written = _csv(out / "managers" / csv_name(stem, name))
+            assert written[0] == rows[0]
+            assert len(written) == len(rows)
+            assert all(_same(s, c) for r, w in zip(rows[1:], written[1:], strict=True)
+                       for s, c in zip(r, w, strict=True))
+
+
+def test_file_stems_are_safe_readable_and_unique(tmp_path: Path) -> None:
+    names = ["../../x", "A/B: C*", "CON", "nul", "", "..", "Jan de Vries", "Jan/de/Vries",
+             "anna", "Anna", "José", "-rf", "a" * 300]
+    stems = file_stems(names)
+    assert len({s.casefold() for s in stems.values()}) == len(names)
+    for stem in stems.values():
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,80}", stem)
+        assert (tmp_path / f"{stem}.xlsx").resolve().parent == tmp_path.resolve()
+    assert stems["José"] == "Jose" and stems["-rf"] == "rf" and stems["../../x"] == "x"
+    assert stems["A/B: C*"] == "A_B_C"
+    assert stems["CON"].startswith("CON__") and stems[""].startswith("manager__")
+    assert stems["Jan de Vries"] != stems["Jan/de/Vries"]
+    assert stems["Jan de Vries"].startswith("Jan_de_Vries__")
+    assert file_stems(reversed(names)) == stems  # the same whatever the order
+
+
+def test_a_failure_leaves_no_folder(config: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    lists = build_lists(read_scores(config.parent / "scores" / "scores.duckdb", AS_OF),
+                        load_config(config).lists)
+
+    def broken(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("klantwaarde.lists._write_index", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_lists(lists, tmp_path / "out")
+    assert not any(p.name.startswith((".out", "out")) for p in tmp_path.iterdir())
+
+
+def test_a_month_not_scored_is_refused(config: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture) -> None:
+    code = _main(monkeypatch, "lists", "--as-of", "2025-07-31", "--out", str(tmp_path / "out"),
+                 "--config", str(config))
+    message = capsys.readouterr().err
+    assert code == 2
+    assert "no scores at 2025-07-31" in message and "2025-06-30" in message
+    assert "klantwaarde score --source SRC --as-of 2025-07-31" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_folder_is_left_untouched(config: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    before = snapshot(out)
+    code = _main(monkeypatch, "lists", "--as-of", "2025-06-30", "--out", str(out),
+                 "--config", str(config))
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+    assert snapshot(out) == before
+
+
+def test_a_blank_unassigned_name_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "lists.yaml").write_text("unassigned: ' '\n")
+    with pytest.raises(ConfigError, match="key 'unassigned'"):
+        load_config(tmp_path)

@@ -1,0 +1,210 @@
+"""`klantwaarde score`: champions resolved once, features checked against their signatures,
+reasons, the scores table written atomically and idempotently, and the lists of that month."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import run_cli
+from klantwaarde.cli import app
+from klantwaarde.features.catalog import BY_NAME, owns_feature
+from klantwaarde.scoring import drift
+from klantwaarde.scoring.reasons import top_reasons
+
+AS_OF = "2025-06-30"
+MODELS = {"seed": 7, "train_snapshots": 3, "validation_snapshots": 1,
+          "xgboost": {"max_rounds": {"churn": 40, "margin": 40, "upgrade": 40},
+                      "early_stopping_rounds": 10,
+                      "search": {"max_depth": [3], "learning_rate": [0.3]}},
+          "promotion": {"automatic": True, "min_improvement": 0.005}}
+
+
+# ------------------------------------------------------------------------- reasons and drift
+
+def test_reasons_name_what_raises_the_score_in_words_strongest_first() -> None:
+    names = ["days_since_last_visit", "open_complaints", "owns__paint", "revenue_trend_3m"]
+    declared = {n: BY_NAME[n] for n in names if n in BY_NAME} | {
+        "owns__paint": owns_feature("paint")}
+    frame = pd.DataFrame({"days_since_last_visit": [143.0, 10.0],
+                          "open_complaints": [3.0, np.nan], "owns__paint": [0.0, 1.0],
+                          "revenue_trend_3m": [-0.4, 0.1]})
+    contributions = np.array([[0.9, 0.5, -0.2, 1.2, 0.01],  # last column: the bias
+                              [-0.3, 2.0, 0.4, -0.1, 0.01]])
+    churn = top_reasons("churn", contributions, names, frame, declared, 3, "en")
+    assert churn[0] == ["revenue -40% on the previous quarter", "no visit for 143 days",
+                        "3 open complaints"]
+    # a lowering push is no reason for churn, and a feature without a value is never one
+    assert churn[1] == ["already buys paint"]
+    margin = top_reasons("margin", contributions, names, frame, declared, 2, "nl")
+    assert margin[0] == ["omzet -40% ten opzichte van het vorige kwartaal", "143 dagen geen bezoek"]
+    assert margin[1] == ["koopt al paint", "10 dagen geen bezoek"]
+    assert owns_feature("paint").reason(0.0) == "does not buy paint yet"
+
+
+def test_population_stability_is_zero_on_the_same_data_and_large_on_a_shift() -> None:
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"x": rng.normal(size=20_000), "kind": rng.choice(["a", "b"], 20_000)})
+    reference = drift.profile(train, ["x", "kind"])
+    same = drift.stability(reference, train)
+    assert same["x"] == pytest.approx(0.0, abs=1e-9) and same["kind"] == pytest.approx(0.0)
+    moved = pd.DataFrame({"x": rng.normal(1.0, size=20_000),
+                          "kind": rng.choice(["a", "b", "c"], 20_000, p=[0.2, 0.3, 0.5])})
+    shifted = drift.stability(reference, moved)
+    assert shifted["x"] > 0.25 and shifted["kind"] > 0.25
+    half_missing = train.assign(x=train.x.where(rng.random(20_000) < 0.5))
+    assert drift.stability(reference, half_missing)["x"] > 0.25
+
+
+# ------------------------------------------------------------------------- score end to end
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A simulated base, a config folder with its own stores, and promoted champions."""
+    root = tmp_path_factory.mktemp("scoring")
+    base, config = root / "base", root / "config"
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", "--customers", "1200", "--months", "24",
+                                 "--start", "2023-07-01", "--seed", "5", "--out", str(base)])
+    assert result.exit_code == 0, result.output
+    config.mkdir()
+    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(root / "models")}))
+    (config / "scoring.yaml").write_text(yaml.safe_dump(
+        {"store": str(root / "scores" / "scores.duckdb"),
+         "parquet": str(root / "scores" / "parquet")}))
+    result = runner.invoke(app, ["train", "--source", str(base), "--as-of", AS_OF,
+                                 "--config", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return {"root": root, "base": base, "config": config,
+            "store": root / "scores" / "scores.duckdb",
+            "parquet": root / "scores" / "parquet" / f"as_of={AS_OF}" / "scores.parquet"}
+
+
+def _score(setup: dict[str, Path]):
+    return CliRunner().invoke(app, ["score", "--source", str(setup["base"]), "--as-of", AS_OF,
+                                    "--config", str(setup["config"])])
+
+
+def _month(store: Path) -> pd.DataFrame:
+    import duckdb
+
+    with duckdb.connect(str(store), read_only=True) as con:
+        return con.execute("SELECT * FROM scores ORDER BY as_of, customer_id").df()
+
+
+def test_scoring_twice_gives_the_same_rows_once(setup: dict[str, Path]) -> None:
+    first = _score(setup)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    assert "Scored" in first.output and "churn v1" in first.output
+    once = _month(setup["store"])
+    again = _score(setup)
+    assert again.exit_code == 0, again.output
+    twice = _month(setup["store"])
+    assert len(twice) == len(once) == twice.customer_id.nunique() > 1000
+    pd.testing.assert_frame_equal(once, twice)
+    assert (twice.churn_version == 1).all() and (twice.upgrade_version == 1).all()
+    assert twice.churn_probability.between(0, 1).all()
+    np.testing.assert_allclose(twice.margin_at_risk,
+                               twice.churn_probability * twice.future_net_margin.clip(lower=0))
+    # reasons in words, from the declared features, for nearly every customer
+    assert twice.churn_reasons.map(len).ge(1).mean() > 0.95
+    words = {r for reasons in twice.churn_reasons for r in reasons}
+    assert any(r.startswith("no order for ") for r in words)
+    assert not any("{" in r for r in words)
+    # next-best categories are categories the customer does not own yet
+    assert twice.next_best_categories.map(len).eq(3).mean() > 0.9
+    assert twice.category.isin(["key account", "large account", "small account",
+                                "loss account"]).all()
+    copy = pq.read_table(setup["parquet"]).to_pandas()
+    assert len(copy) == len(twice)
+    assert set(copy.customer_id) == set(twice.customer_id)
+
+
+def test_a_scoring_killed_before_its_commit_leaves_the_month_as_it_was(
+        setup: dict[str, Path]) -> None:
+    if not setup["store"].exists():
+        assert _score(setup).exit_code == 0
+    before = _month(setup["store"])
+    parquet_before = setup["parquet"].read_bytes()
+    # the child replaces the month with other rows and is killed (SIGKILL) between its INSERT
+    # and its COMMIT: the largest window in which a crash could lose or mix a month
+    child = f"""
+import datetime as dt, os, signal
+import duckdb, pandas as pd, pyarrow as pa
+from klantwaarde.scoring import store
+
+real = duckdb.connect
+class Dying:
+    def __init__(self, con): self.con = con
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.con.close()
+    def register(self, *a): return self.con.register(*a)
+    def execute(self, sql, *a):
+        result = self.con.execute(sql, *a)
+        if sql.startswith("INSERT"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+old = store.read_scores(store.Path({str(setup["store"])!r}), dt.date(2025, 6, 30))
+store.duckdb = type("m", (), {{"connect": staticmethod(lambda p: Dying(real(p)))}})
+new = pa.Table.from_pandas(old.assign(churn_probability=-1.0), preserve_index=False)
+store.write_scores(store.Path({str(setup["store"])!r}), store.Path({str(setup["root"])!r}),
+                   dt.date(2025, 6, 30), new)
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == -9, done.stderr  # killed, not finished
+    after = _month(setup["store"])
+    pd.testing.assert_frame_equal(before, after)
+    assert setup["parquet"].read_bytes() == parquet_before
+
+
+def test_lists_of_the_scored_month(setup: dict[str, Path], tmp_path: Path) -> None:
+    if not setup["store"].exists():
+        assert _score(setup).exit_code == 0
+    out = tmp_path / "lists"
+    result = CliRunner().invoke(app, ["lists", "--as-of", AS_OF, "--out", str(out),
+                                      "--config", str(setup["config"])])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    index = pd.read_csv(out / "index.csv")
+    scores = _month(setup["store"])
+    assert set(index.manager) == set(scores.account_manager.dropna())
+    assert index.at_risk.sum() > 0 and index.loss_accounts.sum() > 0
+
+
+def test_without_champions_scoring_says_to_train_and_promote(setup: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(setup["config"], config)
+    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(tmp_path / "m")}))
+    (config / "scoring.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "s.duckdb")}))
+    result = run_cli("score", "--source", str(setup["base"]), "--as-of", AS_OF, "--config",
+                     str(config))
+    assert result.returncode == 2, result.stderr
+    assert "no champion for klantwaarde-churn" in result.stderr
+    assert "klantwaarde promote" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_a_source_without_the_features_of_the_champions_is_refused(setup: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(setup["base"], source)
+    (source / "interactions.parquet").unlink()
+    before = _month(setup["store"]) if setup["store"].exists() else None
+    result = run_cli("score", "--source", str(source), "--as-of", AS_OF, "--config",
+                     str(setup["config"]))
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())  # the console may wrap long lines
+    assert "klantwaarde-churn version 1 reads features the data does not give" in message
+    assert "days_since_last_visit" in message and "needs interactions" in message
+    if before is not None:
+        pd.testing.assert_frame_equal(before, _month(setup["store"]))
