@@ -1,0 +1,174 @@
+"""Benchmark: `klantwaarde score` on a large base, against a bare xgboost predict.
+
+Simulates (once, kept under ``--data``, gitignored) a base of 1,000,000 customers over 14 months
+from 2024-01-01 to score at its last day (2025-02-28), and a training base of 20,000 customers
+over 26 months that ends on the same day. Champions are trained on the training base with the
+shipped models.yaml (automatic promotion) in a store of their own. Then, each in its own child
+process:
+
+  score  ``score(source, as_of, cfg)``: champions resolved, features built and checked, all
+         three models with their TreeSHAP reasons, next-best categories, profitability
+         segments, the month written to the DuckDB scores table and as Parquet, the MLflow
+         run. Wall time (imports excluded), CPU time and peak memory (``ru_maxrss``).
+  bare   the same features, fetched once (not timed); then only the three champions' boosters
+         predicting on their matrices (``Booster.predict``), and separately their TreeSHAP
+         contributions (``pred_contribs``): what the models themselves cost.
+
+The target: scoring takes under 2 minutes end to end on 2 cores and peaks under 6 GiB.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/score.py                      # 1,000,000 customers
+    .venv/bin/python benchmarks/score.py --customers 50000    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AS_OF = dt.date(2025, 2, 28)
+GIB = 2**30
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--train-customers", type=int, default=20_000)
+    parser.add_argument("--data", type=Path, default=Path("benchmarks/data/score"))
+    parser.add_argument("--step", help=argparse.SUPPRESS)  # train, score or bare, in a child
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def child(step: str, source: Path, config: Path) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from klantwaarde.config import load_config
+    from klantwaarde.sources import open_source
+
+    cfg = load_config(config)
+    src = open_source(str(source), cfg.source)
+    started = time.perf_counter()
+    if step == "train":
+        from klantwaarde.training.train import train
+
+        result = train(src, AS_OF, cfg)
+        print(json.dumps({"seconds": time.perf_counter() - started,
+                          "promoted": {t: v.version for t, v in result.promoted.items()}}))
+        return
+    if step == "score":
+        from klantwaarde.scoring.score import score
+
+        result = score(src, AS_OF, cfg, lambda text: print(
+            f"  {time.perf_counter() - started:7.1f}s {text}", file=sys.stderr, flush=True))
+        print(json.dumps({"seconds": time.perf_counter() - started,
+                          "customers": result.customers, "drifted": result.drifted}))
+        return
+    print(json.dumps(bare(src, cfg)))
+
+
+def bare(src, cfg) -> dict[str, float]:
+    """Seconds of the three boosters' predict and pred_contribs on the features at AS_OF."""
+    import xgboost as xgb
+
+    from klantwaarde.features import features_at
+    from klantwaarde.scoring.champions import load_champions
+    from klantwaarde.sources import one_thread
+    from klantwaarde.training import registry
+    from klantwaarde.training.model import model_input
+
+    registry.connect(cfg.models)
+    champions = load_champions()
+    with one_thread(src):
+        frame = model_input(features_at(src, AS_OF, cfg))
+    matrices = {}
+    for target, champion in champions.items():
+        pipeline = champion.model.pipeline
+        matrices[target] = (pipeline.named_steps["model"].get_booster(), xgb.DMatrix(
+            pipeline.named_steps["matrix"].transform(frame[champion.model.features])))
+    out = {"customers": len(frame)}
+    for what, kwargs in (("predict", {}), ("contribs", {"pred_contribs": True})):
+        started = time.perf_counter()
+        for booster, matrix in matrices.values():
+            booster.predict(matrix, **kwargs)
+        out[what] = time.perf_counter() - started
+    return out
+
+
+def run(step: str, source: Path, config: Path) -> tuple[dict, float, float]:
+    """The child's JSON, its CPU seconds and its peak memory in GiB."""
+    process = subprocess.Popen([sys.executable, __file__, "--step", step, "--source",
+                                str(source), "--config", str(config)],
+                               stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{step} failed:\n{output}")
+    return (json.loads(output.strip().splitlines()[-1]), usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss * 1024 / GIB)
+
+
+def ensure(folder: Path, customers: int, months: int, start: dt.date) -> Path:
+    from klantwaarde.config import load_config
+    from klantwaarde.simulation import simulate
+
+    if folder.exists():
+        print(f"reusing {folder}")
+    else:
+        print(f"simulating {folder} ...", flush=True)
+        simulate(customers, months, 1, folder, load_config(), start=start)
+    return folder
+
+
+def main() -> None:
+    args = parse_args()
+    if args.step:
+        child(args.step, args.source, args.config)
+        return
+    import yaml
+
+    base = ensure(args.data / f"{args.customers}-customers-14-months", args.customers, 14,
+                  dt.date(2024, 1, 1))
+    training = ensure(args.data / f"{args.train_customers}-customers-26-months",
+                      args.train_customers, 26, dt.date(2023, 1, 1))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config"
+        config.mkdir()
+        (config / "models.yaml").write_text(yaml.safe_dump({
+            "store": str(Path(tmp) / "models"),
+            "promotion": {"automatic": True, "min_improvement": 0.005}}))
+        (config / "scoring.yaml").write_text(yaml.safe_dump({
+            "store": str(Path(tmp) / "scores.duckdb"), "parquet": str(Path(tmp) / "parquet")}))
+        trained, _, _ = run("train", training, config)
+        print(f"champions trained on {args.train_customers:,} customers in "
+              f"{trained['seconds']:.0f} s: versions {trained['promoted']}", flush=True)
+        scored, score_cpu, score_peak = run("score", base, config)
+        plain, _, plain_peak = run("bare", base, config)
+    seconds = scored["seconds"]
+    print(f"\nscoring {scored['customers']:,} customers at {AS_OF} with three models and "
+          f"reasons:")
+    print(f"  score end to end      {seconds:7.1f} s wall, {score_cpu:7.1f} s CPU, peak "
+          f"{score_peak:.2f} GiB")
+    print(f"  bare xgboost predict  {plain['predict']:7.1f} s   (score takes "
+          f"{seconds / plain['predict']:.1f}x)")
+    print(f"  bare pred_contribs    {plain['contribs']:7.1f} s   (peak of the bare child "
+          f"{plain_peak:.2f} GiB)")
+    print(f"target under 120 s: {'met' if seconds < 120 else 'NOT met'}; peak under 6 GiB: "
+          f"{'met' if score_peak < 6 else 'NOT met'}")
+    if scored["drifted"]:
+        print(f"drift warnings: {', '.join(scored['drifted'])}")
+
+
+if __name__ == "__main__":
+    main()
