@@ -208,3 +208,24 @@ def test_a_source_without_the_features_of_the_champions_is_refused(setup: dict[s
     assert "days_since_last_visit" in message and "needs interactions" in message
     if before is not None:
         pd.testing.assert_frame_equal(before, _month(setup["store"]))
+
+
+def test_the_upgrade_reasons_explain_its_first_output_alone() -> None:
+    """A multi-label model is cut to its first output before TreeSHAP: the same contributions
+    as explaining every output and keeping the first, at a fraction of the cost."""
+    import xgboost as xgb
+    from sklearn.pipeline import Pipeline
+
+    from klantwaarde.training.candidates import contributions
+    from klantwaarde.training.matrix import FeatureMatrix
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(3000, 4)), columns=list("abcd"))  # noqa: N806
+    y = (rng.random((3000, 3)) < 1 / (1 + np.exp(-X.to_numpy()[:, :3]))).astype(int)
+    pipeline = Pipeline([("matrix", FeatureMatrix()),
+                         ("model", xgb.XGBClassifier(n_estimators=20, max_depth=3))]).fit(X, y)
+    found, names = contributions(pipeline, X)
+    every = pipeline.named_steps["model"].get_booster().predict(
+        xgb.DMatrix(X.to_numpy()), pred_contribs=True)
+    assert names == list("abcd") and every.shape == (3000, 3, 5)
+    np.testing.assert_allclose(found, every[:, 0, :], rtol=1e-5, atol=1e-5)

@@ -10,6 +10,7 @@ Every candidate is a scikit-learn pipeline that starts with ``FeatureMatrix``. T
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -170,10 +171,8 @@ def contributions(pipeline: Pipeline, X: pd.DataFrame) -> tuple[np.ndarray, list
     of its link), one-hot columns summed back into their feature; and the feature names. The
     last column is the bias."""
     matrix: FeatureMatrix = pipeline.named_steps["matrix"]
-    booster = pipeline.named_steps["model"].get_booster()
+    booster = _first_output(pipeline.named_steps["model"].get_booster())
     raw = booster.predict(xgb.DMatrix(matrix.transform(X)), pred_contribs=True)
-    if raw.ndim == 3:  # multi-label: (rows, labels, columns)
-        raw = raw[:, 0, :]
     sources = matrix.source_of()
     names = list(dict.fromkeys(sources))
     index = {name: i for i, name in enumerate(names)}
@@ -182,3 +181,28 @@ def contributions(pipeline: Pipeline, X: pd.DataFrame) -> tuple[np.ndarray, list
         summed[:, index[source]] += raw[:, column]
     summed[:, -1] = raw[:, -1]
     return summed, names
+
+
+def _first_output(booster: xgb.Booster) -> xgb.Booster:
+    """The booster of the first output alone. A multi-label model grows one tree per label
+    every round, and TreeSHAP would explain all of them: the upgrade model has one output per
+    category besides ``label_upgrade``. The trees of output 0 and its base score make a
+    single-output model with the same margins."""
+    raw = json.loads(booster.save_raw("json"))
+    learner = raw["learner"]
+    param = learner["learner_model_param"]
+    if int(param.get("num_target", "1")) <= 1:
+        return booster
+    model = learner["gradient_booster"]["model"]
+    keep = [tree for tree, output in zip(model["trees"], model["tree_info"], strict=True)
+            if output == 0]
+    for number, tree in enumerate(keep):
+        tree["id"] = number
+    model |= {"trees": keep, "tree_info": [0] * len(keep),
+              "iteration_indptr": list(range(len(keep) + 1))}
+    model["gbtree_model_param"]["num_trees"] = str(len(keep))
+    param |= {"num_target": "1",
+              "base_score": f"[{param['base_score'].strip('[]').split(',')[0]}]"}
+    single = xgb.Booster()
+    single.load_model(bytearray(json.dumps(raw), "utf-8"))
+    return single
