@@ -171,7 +171,7 @@ def contributions(pipeline: Pipeline, X: pd.DataFrame) -> tuple[np.ndarray, list
     of its link), one-hot columns summed back into their feature; and the feature names. The
     last column is the bias."""
     matrix: FeatureMatrix = pipeline.named_steps["matrix"]
-    booster = _first_output(pipeline.named_steps["model"].get_booster())
+    booster = first_output(pipeline.named_steps["model"].get_booster())
     raw = booster.predict(xgb.DMatrix(matrix.transform(X)), pred_contribs=True)
     sources = matrix.source_of()
     names = list(dict.fromkeys(sources))
@@ -183,7 +183,7 @@ def contributions(pipeline: Pipeline, X: pd.DataFrame) -> tuple[np.ndarray, list
     return summed, names
 
 
-def _first_output(booster: xgb.Booster) -> xgb.Booster:
+def first_output(booster: xgb.Booster) -> xgb.Booster:
     """The booster of the first output alone. A multi-label model grows one tree per label
     every round, and TreeSHAP would explain all of them: the upgrade model has one output per
     category besides ``label_upgrade``. The trees of output 0 and its base score make a
