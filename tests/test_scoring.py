@@ -229,3 +229,31 @@ def test_the_upgrade_reasons_explain_its_first_output_alone() -> None:
         xgb.DMatrix(X.to_numpy()), pred_contribs=True)
     assert names == list("abcd") and every.shape == (3000, 3, 5)
     np.testing.assert_allclose(found, every[:, 0, :], rtol=1e-5, atol=1e-5)
+
+
+def test_a_bare_transaction_log_is_scored_end_to_end(setup: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """Orders with customer_id, order_date and gross_amount only: trained, promoted, scored;
+    the reasons come from the order features, and what needs other tables stays empty."""
+    source = tmp_path / "log"
+    source.mkdir()
+    orders = pq.read_table(setup["base"] / "orders.parquet",
+                           columns=["customer_id", "order_date", "gross_amount"])
+    pq.write_table(orders, source / "orders.parquet")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(tmp_path / "m")}))
+    (config / "scoring.yaml").write_text(yaml.safe_dump(
+        {"store": str(tmp_path / "s.duckdb"), "parquet": str(tmp_path / "parquet")}))
+    runner = CliRunner()
+    for command in ("train", "score"):
+        result = runner.invoke(app, [command, "--source", str(source), "--as-of", AS_OF,
+                                     "--config", str(config)])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    scores = _month(tmp_path / "s.duckdb")
+    assert len(scores) > 1000 and scores.account_manager.isna().all()
+    assert scores.next_best_categories.map(len).eq(0).all()
+    assert scores.expected_uplift.isna().all()
+    reasons = {r for row in scores.churn_reasons for r in row}
+    assert reasons and all(("order" in r or "revenue" in r or "customer for" in r
+                            or "margin" in r or "cost" in r) for r in reasons), reasons
