@@ -136,8 +136,8 @@ def print_scoring(result: ScoringResult, psi_warning: float, console: Console) -
     for name, fmt in (("churn_probability", "{:.1%}"), ("upgrade_probability", "{:.1%}"),
                       ("future_net_margin", "{:,.0f}"), ("margin_at_risk", "{:,.0f}"),
                       ("expected_uplift", "{:,.0f}")):
-        table.add_row(name, *[fmt.format(s[f"{name}_{k}"]) for k in ("mean", "p10", "p50",
-                                                                        "p90")])
+        values = [s[f"{name}_{k}"] for k in ("mean", "p10", "p50", "p90")]
+        table.add_row(name, *["-" if v != v else fmt.format(v) for v in values])  # NaN: none
     console.print(table)
     if result.drifted:
         worst = sorted(result.drifted, key=lambda n: -result.drift[n])
