@@ -194,6 +194,19 @@ def test_without_champions_scoring_says_to_train_and_promote(setup: dict[str, Pa
     assert not (tmp_path / "s.duckdb").exists()
 
 
+def test_an_as_of_after_the_data_is_refused_before_anything_is_written(
+        setup: dict[str, Path]) -> None:
+    before = _month(setup["store"]) if setup["store"].exists() else None
+    result = run_cli("score", "--source", str(setup["base"]), "--as-of", "2026-03-31",
+                     "--config", str(setup["config"]))
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "the newest order line is dated 2025-06-30" in message
+    assert "as if it had stopped ordering" in message
+    if before is not None:
+        pd.testing.assert_frame_equal(before, _month(setup["store"]))
+
+
 def test_a_source_without_the_features_of_the_champions_is_refused(setup: dict[str, Path],
                                                                    tmp_path: Path) -> None:
     source = tmp_path / "source"

@@ -296,23 +296,13 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
     Reads the month --as-of from the scores table (klantwaarde score writes it); --out must be
     a new or empty folder.
     """
-    from rich.table import Table
-
-    from klantwaarde.lists import OVERALL, build_lists, write_lists
+    from klantwaarde.lists import build_lists, write_lists
+    from klantwaarde.render import print_lists
     from klantwaarde.scoring.store import read_scores
 
     cfg = _config(ctx, config)
     scores = read_scores(cfg.scoring.store, as_of.date())
-    result = write_lists(build_lists(scores, cfg.lists), out_dir)
-    table = Table("account manager", "at risk", "cross-sell", "loss accounts", "workbook",
-                  title=f"Lists at {as_of.date()}", title_justify="left")
-    for m in result.managers:
-        table.add_row(escape(m.manager), f"{m.at_risk:,}", f"{m.cross_sell:,}",
-                      f"{m.loss_accounts:,}", escape(f"managers/{m.file_stem}.xlsx"))
-    out.print(table)
-    out.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
-              "index.csv (the counts above), and per manager a workbook and three CSV files in "
-              "managers/.")
+    print_lists(write_lists(build_lists(scores, cfg.lists), out_dir), as_of.date(), out)
 
 
 @app.command()

@@ -12,6 +12,7 @@ from rich.table import Table
 from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
+    from klantwaarde.lists import ListsResult
     from klantwaarde.profitability_report import ProfitabilityReport
     from klantwaarde.scoring.score import ScoringResult
     from klantwaarde.training.train import TrainingResult
@@ -145,3 +146,18 @@ def print_scoring(result: ScoringResult, psi_warning: float, console: Console) -
                       "against the training data: " + ", ".join(
                           f"{escape(n)} {result.drift[n]:.2f}" for n in worst[:10]))
     console.print(f"MLflow run {result.run_id}")
+
+
+def print_lists(result: ListsResult, as_of: dt.date, console: Console) -> None:
+    """The rows of each list per account manager, and where the files are."""
+    from klantwaarde.lists import OVERALL
+
+    table = Table("account manager", "at risk", "cross-sell", "loss accounts", "workbook",
+                  title=f"Lists at {as_of}", title_justify="left")
+    for m in result.managers:
+        table.add_row(escape(m.manager), f"{m.at_risk:,}", f"{m.cross_sell:,}",
+                      f"{m.loss_accounts:,}", escape(f"managers/{m.file_stem}.xlsx"))
+    console.print(table)
+    console.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
+                  "index.csv (the counts above), and per manager a workbook and three CSV files "
+                  "in managers/.")

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
+
 from klantwaarde.config import Config
+from klantwaarde.contract import table_spec
+from klantwaarde.errors import InputError
 from klantwaarde.features.catalog import BY_NAME, FEATURES, Feature
 from klantwaarde.features.history import build_history
 from klantwaarde.features.snapshots import FeatureSet, build
-from klantwaarde.periods import anchor_of, period_of
+from klantwaarde.periods import anchor_of, months_before, period_of
 from klantwaarde.sources import Source
+from klantwaarde.typed import typed_events
 
-__all__ = ["BY_NAME", "FEATURES", "Feature", "FeatureSet", "features_at", "scoring_input",
-           "training_set"]
+__all__ = ["BY_NAME", "FEATURES", "Feature", "FeatureSet", "check_covers", "features_at",
+           "scoring_input", "training_set"]
 
 
 def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1) -> FeatureSet:
@@ -62,3 +67,17 @@ def training_set(source: Source, cfg: Config, cutoff: dt.date, snapshots: int) -
     history = build_history(source, cfg, anchor, last)
     newest = last - cfg.labels.horizon_months
     return build(history, cfg, [newest - k for k in range(snapshots)], labels=True)
+
+
+def check_covers(source: Source, as_of: dt.date, consequence: str) -> None:
+    """The orders reach to within a month of ``as_of``; otherwise an input error that says what
+    would go wrong (``consequence``) and which --as-of to pass. Training and scoring read the
+    newest months: a source that stops earlier would make every customer look gone."""
+    orders = source.tables["orders"].table
+    found = typed_events(orders, table_spec("orders")).order_date.max().execute()
+    newest = None if found is None or pd.isna(found) else pd.Timestamp(found).date()
+    if newest is None or newest <= months_before(as_of, 1):
+        raise InputError(
+            f"orders: the newest order line is dated {newest}, more than a month before "
+            f"--as-of {as_of}; {consequence}. Fix: pass an --as-of at the end of the data (for "
+            f"example {newest}'s month end).")

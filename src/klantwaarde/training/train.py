@@ -24,10 +24,9 @@ from mlflow.models import infer_signature
 
 from klantwaarde import __version__, plots
 from klantwaarde.config import Config
-from klantwaarde.contract import table_spec
 from klantwaarde.errors import InputError
-from klantwaarde.features import training_set
-from klantwaarde.periods import anchor_of, date_of, months_before, period_of
+from klantwaarde.features import check_covers, training_set
+from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.scoring import drift
 from klantwaarde.sources import Source, one_thread
 from klantwaarde.training import btyd, metrics, registry
@@ -43,7 +42,6 @@ from klantwaarde.training.candidates import (
     predict,
 )
 from klantwaarde.training.model import CustomerModel, model_input, output_columns
-from klantwaarde.typed import typed_events
 
 Step = Callable[[str], None]
 
@@ -85,7 +83,7 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
     """The walk-forward sets at ``as_of`` as pandas frames."""
     mc = cfg.models
     wanted = mc.train_snapshots + mc.validation_snapshots
-    _check_covers(source, as_of)
+    check_covers(source, as_of, "the labels up to --as-of would count every customer as lost")
     step(f"building features and labels for {wanted} monthly snapshots")
     with one_thread(source):
         fs = training_set(source, cfg, as_of, wanted)
@@ -104,19 +102,6 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
                 stop=train[train.as_of == train_dates[-1]],
                 valid=frame[frame.as_of.isin(valid_dates)], train_dates=train_dates,
                 valid_dates=valid_dates)
-
-
-def _check_covers(source: Source, as_of: dt.date) -> None:
-    """The labels of the newest snapshots read the orders up to as_of: a source whose orders
-    stop more than a month before it would label every customer a churner."""
-    orders = source.tables["orders"].table
-    found = typed_events(orders, table_spec("orders")).order_date.max().execute()
-    newest = None if found is None or pd.isna(found) else pd.Timestamp(found).date()
-    if newest is None or newest <= months_before(as_of, 1):
-        raise InputError(
-            f"orders: the newest order line is dated {newest}, more than a month before "
-            f"--as-of {as_of}; the labels up to --as-of would count every customer as lost. "
-            f"Fix: pass an --as-of at the end of the data (for example {newest}'s month end).")
 
 
 def labels_of(target: TargetName, sets: Sets) -> list[str]:
