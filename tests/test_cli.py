@@ -11,7 +11,6 @@ COMMANDS = ["simulate", "validate", "profitability", "features", "train", "promo
             "lists", "evaluate", "report", "run", "schedule", "demo"]
 
 NOT_YET = [
-    ["evaluate", "--source", "s", "--as-of", "2024-06-30"],
     ["report", "--as-of", "2024-06-30", "--out", "x.html"],
     ["run", "pipelines/monthly_scoring.yaml"],
     ["schedule"],

@@ -270,3 +270,79 @@ def test_a_bare_transaction_log_is_scored_end_to_end(setup: dict[str, Path],
     reasons = {r for row in scores.churn_reasons for r in row}
     assert reasons and all(("order" in r or "revenue" in r or "customer for" in r
                             or "margin" in r or "cost" in r) for r in reasons), reasons
+
+
+# ------------------------------------------------------------------------- evaluate
+
+def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    import datetime as dt
+
+    from mlflow import MlflowClient
+    from sklearn.metrics import roc_auc_score
+
+    from klantwaarde.config import load_config
+    from klantwaarde.features import training_set
+    from klantwaarde.sources import open_source
+
+    config = tmp_path / "config"
+    shutil.copytree(setup["config"], config)
+    store = tmp_path / "scores.duckdb"
+    (config / "scoring.yaml").write_text(yaml.safe_dump(
+        {"store": str(store), "parquet": str(tmp_path / "parquet")}))
+    early = run_cli("evaluate", "--source", str(setup["base"]), "--as-of", AS_OF, "--config",
+                    str(config))
+    assert early.returncode == 2, early.stderr
+    assert "holds no scores at 2024-12-31, one label horizon (6 months) before 2025-06-30" in \
+        " ".join(early.stderr.split())
+
+    runner = CliRunner()
+    scored = runner.invoke(app, ["score", "--source", str(setup["base"]), "--as-of",
+                                 "2024-12-31", "--config", str(config)])
+    assert scored.exit_code == 0, scored.output + repr(scored.exception)
+    result = runner.invoke(app, ["evaluate", "--source", str(setup["base"]), "--as-of", AS_OF,
+                                 "--config", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "scored at 2024-12-31" in result.output and "Retention:" in result.output
+
+    # the same figures, computed here from the scores table and the labels
+    cfg = load_config(config)
+    labels = training_set(open_source(str(setup["base"]), cfg.source), cfg,
+                          dt.date(2025, 6, 30), 1)
+    outcome = labels.table.select("customer_id", *labels.labels).to_pandas()
+    scores = _month(store)
+    joined = scores.merge(outcome, on="customer_id")
+    assert len(joined) == len(scores) > 1000
+    churned = joined.label_churn.astype(bool)
+    listed = joined[(joined.churn_probability >= 0.3) & (joined.category != "loss account")]
+    client = MlflowClient(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("klantwaarde-scoring")
+    [run] = client.search_runs([experiment.experiment_id], "tags.kind = 'evaluation'")
+    m = run.data.metrics
+    assert m["churn_roc_auc"] == pytest.approx(roc_auc_score(churned, joined.churn_probability))
+    assert m["churn_roc_auc"] > 0.6  # the champion ranks realised churn
+    assert m["retention_rate"] == pytest.approx(1 - churned.mean())
+    assert m["at_risk_listed"] == len(listed) > 0
+    assert m["at_risk_hit_rate"] == pytest.approx(listed.label_churn.mean())
+    assert m["at_risk_lift"] == pytest.approx(listed.label_churn.mean() / churned.mean())
+    assert m["at_risk_capture"] == pytest.approx(listed.label_churn.sum() / churned.sum())
+    assert m["margin_mae"] == pytest.approx(
+        (joined.label_future_net_margin - joined.future_net_margin).abs().mean())
+    offered = joined[joined.next_best_categories.map(len) > 0]
+    bought = offered.apply(lambda r: any(r[f"label_adopt__{c}"] for c in
+                                         r.next_best_categories), axis=1)
+    crossed = offered[offered.expected_uplift > 0].sort_values(
+        ["expected_uplift", "customer_id"], ascending=[False, True])
+    crossed = crossed.groupby("account_manager").head(200)  # lists.yaml max_rows
+    assert len(crossed) < (offered.expected_uplift > 0).sum()  # the cap is met here
+    assert m["cross_sell_hit_rate"] == pytest.approx(bought[crossed.index].mean())
+    assert m["pyramid_moved_up"] + m["pyramid_stayed"] + m["pyramid_moved_down"] == \
+        pytest.approx(1.0)
+    assert {"calibration.csv", "pyramid_migration.csv", "calibration.png", "gains.png"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)}
+    migration = pd.read_csv(client.download_artifacts(run.info.run_id,
+                                                      "pyramid_migration.csv", str(tmp_path)),
+                            index_col=0)
+    assert migration.to_numpy().sum() == len(scores)
+    then = scores.tier.fillna("inactive").value_counts()
+    assert migration.sum(axis=1)[then.index].tolist() == then.tolist()

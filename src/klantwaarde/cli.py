@@ -308,8 +308,23 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
 @app.command()
 def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
              config: ConfigOption = None) -> None:
-    """Check the scores made one horizon before --as-of against what happened."""
-    _not_available("evaluate")
+    """Check the scores made one label horizon before --as-of against what happened since.
+
+    Realised churn ROC-AUC, lift and capture of the at-risk list, margin error, calibration,
+    cross-sell conversions, retention and the pyramid migration; logged to MLflow.
+    """
+    from klantwaarde.render import print_evaluation
+    from klantwaarde.scoring.evaluate import evaluate as run_evaluation
+
+    cfg = _config(ctx, config)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    with progress() as step, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        src = _valid_source(source, cfg, step)
+        result = run_evaluation(src, as_of.date(), cfg, step)
+    print_evaluation(result, out)
+    for notice in result.notices:
+        err.print(escape(notice))
 
 
 @app.command()

@@ -319,13 +319,15 @@ class ModelsConfig(Section):
 
 
 class ScoringConfig(Section):
-    """Where ``klantwaarde score`` writes, how it words its reasons, when it warns of drift."""
+    """Where ``klantwaarde score`` writes, how it words its reasons, when it warns of drift, and
+    the retention goal ``klantwaarde evaluate`` holds the realised retention against."""
 
     store: Path
     parquet: Path
     language: Literal["en", "nl"]
     reasons: int = Field(gt=0, le=10)
     psi_warning: Positive
+    retention_goal: Share
 
 
 class ListsConfig(Section):

@@ -14,6 +14,7 @@ from klantwaarde.validation import ValidationReport
 if TYPE_CHECKING:
     from klantwaarde.lists import ListsResult
     from klantwaarde.profitability_report import ProfitabilityReport
+    from klantwaarde.scoring.evaluate import EvaluationResult
     from klantwaarde.scoring.score import ScoringResult
     from klantwaarde.training.train import TrainingResult
 
@@ -161,3 +162,49 @@ def print_lists(result: ListsResult, as_of: dt.date, console: Console) -> None:
     console.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
                   "index.csv (the counts above), and per manager a workbook and three CSV files "
                   "in managers/.")
+
+
+def print_evaluation(result: EvaluationResult, console: Console) -> None:
+    """The realised quality of last horizon's scores, the lists' effect, retention and the
+    pyramid migration."""
+    m = result.metrics
+    versions = ", ".join(f"{t} v{v}" for t, v in result.versions.items())
+    console.print(f"Evaluated {result.customers:,} customers scored at {result.scored_at} "
+                  f"({versions}) against what happened up to {result.as_of}.")
+
+    def show(value: float, fmt: str) -> str:
+        return "-" if value != value else fmt.format(value)  # NaN: not measurable
+
+    table = Table("measure", "value", "what it says", title="scores against outcomes",
+                  title_justify="left")
+    for key, fmt, text in (
+            ("churn_roc_auc", "{:.3f}", "ranking of realised churn (0.5 is random)"),
+            ("churn_churn_rate", "{:.1%}", "realised churn rate"),
+            ("churn_brier", "{:.3f}", "calibration error of the churn probability"),
+            ("at_risk_listed", "{:,.0f}", "customers on the at-risk lists"),
+            ("at_risk_hit_rate", "{:.1%}", "of them churned"),
+            ("at_risk_lift", "{:.2f}x", "their churn rate against the base's"),
+            ("at_risk_capture", "{:.1%}", "of all churners were on the lists"),
+            ("margin_mae", "{:,.0f}", "mean absolute error of the future net margin (EUR)"),
+            ("margin_total_ratio", "{:.2f}", "total predicted over total realised margin"),
+            ("margin_normalized_gini", "{:.3f}", "ranking of the realised margin"),
+            ("upgrade_roc_auc", "{:.3f}", "ranking of realised upgrades"),
+            ("cross_sell_listed", "{:,.0f}", "customers on the cross-sell lists"),
+            ("cross_sell_hit_rate", "{:.1%}", "of them bought a next-best category"),
+            ("cross_sell_lift", "{:.2f}x", "against all customers with a next-best category")):
+        table.add_row(key, show(m.get(key, float("nan")), fmt), text)
+    console.print(table)
+    console.print(f"Retention: {show(m['retention_rate'], '{:.1%}')} of the customers scored at "
+                  f"{result.scored_at} did not churn (goal {m['retention_goal']:.0%}).")
+    migration = Table(title="pyramid migration (customers; rows: tier then, columns: tier now)",
+                      title_justify="left")
+    migration.add_column("then / now")
+    for tier in result.migration.columns:
+        migration.add_column(str(tier), justify="right")
+    for tier, row in result.migration.iterrows():
+        migration.add_row(str(tier), *(f"{v:,}" for v in row))
+    console.print(migration)
+    console.print(f"Moved up {show(m.get('pyramid_moved_up', float('nan')), '{:.1%}')}, stayed "
+                  f"{show(m.get('pyramid_stayed', float('nan')), '{:.1%}')}, moved down "
+                  f"{show(m.get('pyramid_moved_down', float('nan')), '{:.1%}')}.")
+    console.print(f"MLflow run {result.run_id}")
