@@ -3,7 +3,8 @@
 Simulates (once, kept under ``--data``, gitignored) a base of 1,000,000 customers over 14 months
 from 2024-01-01 to score at its last day (2025-02-28), and a training base of 20,000 customers
 over 26 months that ends on the same day. Champions are trained on the training base with the
-shipped models.yaml (automatic promotion) in a store of their own. Then, each in its own child
+shipped models.yaml (automatic promotion) in a store of their own, kept under ``--data`` too (delete
+``models-*`` there to train again after changing the models). Then, each in its own child
 process:
 
   score  ``score(source, as_of, cfg)``: champions resolved, features built and checked, all
@@ -148,17 +149,21 @@ def main() -> None:
     training = ensure(args.data / f"{args.train_customers}-customers-26-months",
                       args.train_customers, 26, dt.date(2023, 1, 1))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+    models = args.data / f"models-{training.name}"
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config"
         config.mkdir()
         (config / "models.yaml").write_text(yaml.safe_dump({
-            "store": str(Path(tmp) / "models"),
-            "promotion": {"automatic": True, "min_improvement": 0.005}}))
+            "store": str(models), "promotion": {"automatic": True, "min_improvement": 0.005}}))
         (config / "scoring.yaml").write_text(yaml.safe_dump({
             "store": str(Path(tmp) / "scores.duckdb"), "parquet": str(Path(tmp) / "parquet")}))
-        trained, _, _ = run("train", training, config)
-        print(f"champions trained on {args.train_customers:,} customers in "
-              f"{trained['seconds']:.0f} s: versions {trained['promoted']}", flush=True)
+        if (models / "trained.json").exists():
+            print(f"reusing the champions in {models}")
+        else:
+            trained, _, _ = run("train", training, config)
+            print(f"champions trained on {args.train_customers:,} customers in "
+                  f"{trained['seconds']:.0f} s: versions {trained['promoted']}", flush=True)
+            (models / "trained.json").write_text(json.dumps(trained))
         scored, score_cpu, score_peak = run("score", base, config)
         plain, _, plain_peak = run("bare", base, config)
     seconds = scored["seconds"]

@@ -12,8 +12,6 @@ COMMANDS = ["simulate", "validate", "profitability", "features", "train", "promo
 
 NOT_YET = [
     ["report", "--as-of", "2024-06-30", "--out", "x.html"],
-    ["run", "pipelines/monthly_scoring.yaml"],
-    ["schedule"],
 ]
 
 

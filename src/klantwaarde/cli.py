@@ -28,6 +28,7 @@ from klantwaarde.errors import InputError, NotAvailableError
 from klantwaarde.staging import staged_file, staged_folder
 
 if TYPE_CHECKING:
+    from klantwaarde.pipelines import Pipeline
     from klantwaarde.simulation import SimulationResult
     from klantwaarde.sources import Source
 
@@ -180,17 +181,24 @@ def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
 def _valid_source(source: str, cfg: Config, step: Callable[[str], None]) -> Source:
     """The opened source, after the data contract passed; exit 2 with the errors otherwise."""
-    from klantwaarde.render import print_validation
-    from klantwaarde.sources import open_source
-    from klantwaarde.validation import validate_source
+    from klantwaarde.validation import open_valid_source
 
-    step("opening the source")
-    src = open_source(source, cfg.source)
-    report = validate_source(src, cfg, step)
-    if not report.ok:
-        print_validation(report, err)
-        raise typer.Exit(2)
-    return src
+    with _contract_report():
+        return open_valid_source(source, cfg, step)
+
+
+@contextmanager
+def _contract_report() -> Iterator[None]:
+    """A source that breaks the data contract: print every finding and exit 2."""
+    from klantwaarde.validation import InvalidSourceError
+
+    try:
+        yield
+    except InvalidSourceError as exc:
+        from klantwaarde.render import print_validation
+
+        print_validation(exc.report, err)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -335,20 +343,138 @@ def report(ctx: typer.Context, as_of: AsOfOption,
     _not_available("report")
 
 
+PipelineSourceOption = Annotated[
+    str | None,
+    typer.Option("--source", help="Source for the steps instead of the pipeline's own: a folder "
+                 "of CSV/Parquet files, a .duckdb file or an Ibis URL."),
+]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep MLflow's notices and the expected warnings of training and scoring off the screen."""
+    import mlflow  # noqa: F401  # its import sets its loggers' level, which this one replaces
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        warnings.filterwarnings("ignore", message="All-NaN slice")  # empty features, imputed 0
+        yield
+
+
 @app.command()
 def run(ctx: typer.Context,
         pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
         as_of: Annotated[dt.datetime | None, typer.Option(
-            "--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD.")] = None,
+            "--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD (default: the day "
+            "before the latest fire of the pipeline's schedule).")] = None,
+        source: PipelineSourceOption = None,
         config: ConfigOption = None) -> None:
-    """Run a declared pipeline (e.g. pipelines/monthly_scoring.yaml)."""
-    _not_available("run")
+    """Run a declared pipeline for one month (e.g. pipelines/monthly_scoring.yaml).
+
+    Runs its steps in order and records the month in the pipeline's runs folder; running a
+    month again replaces its outputs. Exit code 2 while another run or scheduler of the same
+    pipeline is busy.
+    """
+    from klantwaarde.pipelines import as_of_of, latest_fire, load_pipeline, run_pipeline
+    from klantwaarde.render import print_derived_as_of, print_run
+
+    loaded = load_pipeline(pipeline, source, config or ctx.obj)
+    if as_of is not None:
+        day = as_of.date()
+    else:
+        fire = latest_fire(loaded.schedule(), dt.datetime.now(dt.UTC))
+        if fire is None:
+            raise InputError(f"{pipeline}: its schedule has not fired in eight years; pass "
+                             "--as-of YYYY-MM-DD.")
+        print_derived_as_of(loaded, fire, out)
+        day = as_of_of(fire)
+    with _contract_report(), _quiet(), progress() as step:
+        record = run_pipeline(loaded, day, step)
+    print_run(loaded, record, out)
+    for s in record.steps:
+        for notice in s.notices:
+            err.print(f"{s.name}: {escape(notice)}")
 
 
 @app.command()
-def schedule(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Run the monthly job on its schedule (embedded scheduler)."""
-    _not_available("schedule")
+def schedule(
+    ctx: typer.Context,
+    pipelines: Annotated[list[Path] | None, typer.Option(
+        "--pipeline", help="Pipeline file with a schedule; repeat for more "
+        "(default: pipelines/monthly_scoring.yaml).")] = None,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Catch up the months due and exit (for cron or a Kubernetes "
+        "CronJob).")] = False,
+    source: PipelineSourceOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run pipelines on their schedules: catch up the months due, then wait for the next fires.
+
+    Each fire stands for the day before its date. On start every month due since the newest
+    recorded one (or the schedule's start) runs, oldest first; a failing month stays due and
+    is tried again at the next fire. Ctrl-C stops.
+    """
+    from klantwaarde.pipelines import load_pipeline
+    from klantwaarde.pipelines.scheduler import serve
+
+    files = pipelines or [Path("pipelines/monthly_scoring.yaml")]
+    loaded = [load_pipeline(file, source, config or ctx.obj) for file in files]
+    for pipeline in loaded:
+        pipeline.schedule()  # every one has a schedule, before anything runs
+    runs = [str(p.spec.runs) for p in loaded]
+    shared = sorted({r for r in runs if runs.count(r) > 1})
+    if shared:
+        raise InputError(f"runs: {', '.join(shared)} is the runs folder of more than one "
+                         "pipeline; give each pipeline its own.")
+    try:
+        if once:
+            for pipeline in loaded:
+                _catch_up(pipeline)
+            return
+        for pipeline in loaded:
+            _fired(pipeline)
+        out.print("Waiting; Ctrl-C stops.")
+        serve(loaded, _fired)
+    except KeyboardInterrupt:
+        pass
+    out.print("Stopped. A month cut short has no record; it runs at the next start.")
+
+
+def _fired(pipeline: Pipeline) -> None:
+    """Catch up for the scheduler: a failure is printed and tried again at the next fire."""
+    from klantwaarde.pipelines import next_fire
+    from klantwaarde.render import print_waiting
+
+    try:
+        _catch_up(pipeline)
+    except typer.Exit:  # the source's findings are printed
+        err.print(f"{pipeline.name}: the months due are tried again at the next fire")
+    except Exception as exc:
+        kind = "Error" if isinstance(exc, InputError) else "Failed"
+        err.print(f"[red]{kind}:[/red] {escape(str(exc))}\n{pipeline.name}: the months due are "
+                  "tried again at the next fire")
+    print_waiting(pipeline, next_fire(pipeline.schedule(), dt.datetime.now(dt.UTC)), out)
+
+
+def _catch_up(pipeline: Pipeline) -> None:
+    """Run the months due now and print a line per month; a busy pipeline is skipped."""
+    from klantwaarde.pipelines import PipelineBusy, catch_up
+    from klantwaarde.render import print_month
+
+    try:
+        with _contract_report(), _quiet(), progress() as step:
+            records = catch_up(pipeline, dt.datetime.now(dt.UTC), step,
+                               lambda record: print_month(pipeline, record, out))
+    except PipelineBusy as exc:
+        err.print(f"[yellow]skipped[/yellow] {escape(str(exc))}")
+        return
+    if not records:
+        out.print(f"{escape(pipeline.name)}: no month due")
+    for record in records:
+        for s in record.steps:
+            for notice in s.notices:
+                err.print(f"{record.as_of} {s.name}: {escape(notice)}")
 
 
 @app.command()

@@ -365,10 +365,10 @@ def default_config_dir() -> Path:
 
 def load_config(path: Path | None = None) -> Config:
     """Load the defaults, overlay the YAML files at ``path`` (a folder or one section file)."""
-    raw = {name: _read_yaml(default_config_dir() / f"{name}.yaml") for name in SECTIONS}
+    raw = {name: read_yaml(default_config_dir() / f"{name}.yaml") for name in SECTIONS}
     origin = {name: default_config_dir() / f"{name}.yaml" for name in SECTIONS}
     for section, file in _user_files(path):
-        user = _read_yaml(file)
+        user = read_yaml(file)
         raw[section] = _merge(raw[section], user)
         origin[section] = file
     sections = {}
@@ -391,7 +391,7 @@ def _user_files(path: Path | None) -> list[tuple[str, Path]]:
     for file in files:
         section = file.stem
         if file.suffix not in (".yaml", ".yml") or section not in SECTIONS:
-            hint = _did_you_mean(section, SECTIONS)
+            hint = did_you_mean(section, SECTIONS)
             raise ConfigError(f"{file}: not a configuration file of klantwaarde; the files are "
                               f"{', '.join(f'{s}.yaml' for s in SECTIONS)}.{hint}")
         found.append((section, file))
@@ -409,7 +409,9 @@ def _merge(default: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_yaml(file: Path) -> dict[str, Any]:
+def read_yaml(file: Path) -> dict[str, Any]:
+    """The mapping in a YAML file (empty for an empty file); a ConfigError naming the file
+    otherwise."""
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -429,7 +431,7 @@ def _explain(exc: ValidationError, file: Path, model: type[Section]) -> str:
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'; allowed keys: {', '.join(allowed)}."
-                         + _did_you_mean(key, allowed))
+                         + did_you_mean(key, allowed))
         elif err["type"] == "missing":
             lines.append(f"  missing key '{key}'.")
         else:
@@ -437,6 +439,7 @@ def _explain(exc: ValidationError, file: Path, model: type[Section]) -> str:
     return "\n".join(lines)
 
 
-def _did_you_mean(word: str, options: Any) -> str:
+def did_you_mean(word: str, options: Any) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``options``, or nothing."""
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" Did you mean '{close[0]}'?" if close else ""

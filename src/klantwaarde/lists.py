@@ -37,6 +37,7 @@ LOSS_ACCOUNT = "loss account"
 AT_RISK, CROSS_SELL, LOSS_ACCOUNTS = "at risk", "cross-sell", "loss accounts"
 SHEETS = (AT_RISK, CROSS_SELL, LOSS_ACCOUNTS)
 OVERALL = "all_managers"
+INDEX = "index.csv"
 PERCENT = frozenset({"churn_probability", "upgrade_probability"})
 EUR = frozenset({"future_net_margin", "margin_at_risk", "expected_uplift", "revenue",
                  "net_margin"})
@@ -152,10 +153,11 @@ def _hash(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
-def write_lists(lists: Lists, target: Path) -> ListsResult:
-    """Write the workbooks, CSV files and index into the new folder ``target``, all or nothing."""
+def write_lists(lists: Lists, target: Path, replace: bool = False) -> ListsResult:
+    """Write the workbooks, CSV files and index into the new folder ``target``, all or nothing;
+    with ``replace``, a folder of earlier lists (one with an ``index.csv``) is replaced whole."""
     stems = file_stems(lists.managers)
-    with staged_folder(target, "lists") as folder:
+    with staged_folder(target, "lists", replaces=INDEX if replace else None) as folder:
         _write_workbook(folder / f"{OVERALL}.xlsx", lists.tables)
         (folder / "managers").mkdir()
         counts = []
@@ -165,7 +167,7 @@ def write_lists(lists: Lists, target: Path) -> ListsResult:
             _write_manager(folder / "managers", stems[manager], tables)
             counts.append(ManagerCounts(manager, stems[manager],
                                         *(len(tables[name]) for name in SHEETS)))
-        _write_index(folder / "index.csv", counts)
+        _write_index(folder / INDEX, counts)
     return ListsResult(target, tuple(counts))
 
 

@@ -13,6 +13,7 @@ from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
     from klantwaarde.lists import ListsResult
+    from klantwaarde.pipelines import Pipeline, Record
     from klantwaarde.profitability_report import ProfitabilityReport
     from klantwaarde.scoring.evaluate import EvaluationResult
     from klantwaarde.scoring.score import ScoringResult
@@ -208,3 +209,48 @@ def print_evaluation(result: EvaluationResult, console: Console) -> None:
                   f"{show(m.get('pyramid_stayed', float('nan')), '{:.1%}')}, moved down "
                   f"{show(m.get('pyramid_moved_down', float('nan')), '{:.1%}')}.")
     console.print(f"MLflow run {result.run_id}")
+
+
+def print_derived_as_of(pipeline: Pipeline, fire: dt.datetime, console: Console) -> None:
+    """Which as_of ``klantwaarde run`` took from the schedule, and why."""
+    from klantwaarde.pipelines import as_of_of
+
+    schedule = pipeline.schedule()
+    console.print(f"No --as-of: {as_of_of(fire)}, the day before the latest fire of "
+                  f"{escape(pipeline.name)}'s schedule ('{escape(schedule.cron)}', "
+                  f"{escape(schedule.timezone)}) at {fire:%Y-%m-%d %H:%M %Z}.")
+
+
+def print_run(pipeline: Pipeline, record: Record, console: Console) -> None:
+    """The steps of one run of a pipeline: status, seconds and what each did."""
+    from klantwaarde.pipelines import record_path
+
+    table = Table("step", "status", "seconds", "summary",
+                  title=f"{escape(record.pipeline)} at {record.as_of}", title_justify="left")
+    for s in record.steps:
+        status = "[green]ok[/green]" if s.status == "ok" else "[yellow]skipped[/yellow]"
+        table.add_row(s.name, status, f"{s.seconds:,.1f}", escape(s.summary))
+    console.print(table)
+    console.print(f"Recorded in {escape(str(record_path(pipeline, record.as_of)))}")
+
+
+def print_month(pipeline: Pipeline, record: Record, console: Console) -> None:
+    """One line per month that a catch-up ran."""
+    from klantwaarde.pipelines import record_path
+
+    steps = ", ".join(f"{s.name} {s.status}" + (f" ({s.summary})" if s.status == "skipped"
+                                                 else "") for s in record.steps)
+    seconds = (record.finished - record.started).total_seconds()
+    console.print(f"{escape(record.pipeline)} {record.as_of}: {steps} in {seconds:,.0f} s; "
+                  f"recorded in {escape(str(record_path(pipeline, record.as_of)))}")
+
+
+def print_waiting(pipeline: Pipeline, fire: dt.datetime | None, console: Console) -> None:
+    """When a pipeline fires next, and for which as_of."""
+    from klantwaarde.pipelines import as_of_of
+
+    if fire is None:
+        console.print(f"{escape(pipeline.name)}: its schedule does not fire again")
+        return
+    console.print(f"{escape(pipeline.name)}: next fire at {fire:%Y-%m-%d %H:%M %Z}, for "
+                  f"{as_of_of(fire)}")

@@ -2,7 +2,7 @@
 the end.
 
 An interrupted run leaves no half-written folder behind, and an existing folder with files in it
-is never touched.
+is never touched, except the command's own earlier output where the caller allows replacing it.
 """
 
 from __future__ import annotations
@@ -17,24 +17,40 @@ from klantwaarde.errors import InputError
 
 
 @contextmanager
-def staged_folder(target: Path, command: str) -> Iterator[Path]:
-    """A fresh hidden folder that becomes ``target`` when the block succeeds."""
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+def staged_folder(target: Path, command: str, replaces: str | None = None) -> Iterator[Path]:
+    """A fresh hidden folder that becomes ``target`` when the block succeeds.
+
+    An existing ``target`` with files in it is refused, unless ``replaces`` names a file that
+    marks the command's own earlier output and ``target`` holds it: then the new folder takes
+    its place (renamed in, the old one renamed out and removed).
+    """
+    own = replaces is not None and (target / replaces).is_file()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not own:
+        if replaces is not None:
+            raise InputError(f"{target} holds files that klantwaarde {command} did not write "
+                             f"(no {replaces}); it replaces only its own earlier output. Choose "
+                             "another folder or remove this one.")
         raise InputError(f"--out {target} already exists and is not an empty folder; "
                          f"klantwaarde {command} never overwrites data. Choose a new folder or "
                          "remove this one.")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    old = target.parent / f".{target.name}.replaced-{os.getpid()}"
     staging.mkdir()
     try:
         yield staging
-        if target.exists():
+        if own:
+            target.rename(old)
+        elif target.exists():
             target.rmdir()  # empty, checked above
         staging.rename(target)
     except BaseException:
+        if old.exists() and not target.exists():
+            old.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
@@ -56,14 +72,16 @@ def staged_file(target: Path, command: str) -> Iterator[Path]:
 
 
 def _remove_abandoned(target: Path) -> None:
-    """Remove staging folders or files of ``target`` left by runs that were killed."""
-    for staging in target.parent.glob(f".{target.name}.partial-*"):
-        pid = staging.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _running(int(pid)):
-            if staging.is_dir():
-                shutil.rmtree(staging, ignore_errors=True)
-            else:
-                staging.unlink(missing_ok=True)
+    """Remove staging folders or files of ``target``, and replaced folders, left by runs that
+    were killed."""
+    for kind in ("partial", "replaced"):
+        for staging in target.parent.glob(f".{target.name}.{kind}-*"):
+            pid = staging.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _running(int(pid)):
+                if staging.is_dir():
+                    shutil.rmtree(staging, ignore_errors=True)
+                else:
+                    staging.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:

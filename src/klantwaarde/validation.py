@@ -23,7 +23,8 @@ import pandera.ibis as pa
 
 from klantwaarde.config import Config
 from klantwaarde.contract import TABLES, ColumnSpec, Kind, TableSpec
-from klantwaarde.sources import RawTable, Source
+from klantwaarde.errors import InputError
+from klantwaarde.sources import RawTable, Source, open_source
 from klantwaarde.typed import typed_column
 
 _KIND_FIX = {
@@ -81,6 +82,27 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+class InvalidSourceError(InputError):
+    """A source that does not meet the data contract; ``report`` holds every finding."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(f"{report.location} does not meet the data contract "
+                         f"({len(report.errors)} problem(s)); klantwaarde validate --source "
+                         f"{report.location} lists them with their fixes.")
+        self.report = report
+
+
+def open_valid_source(src: str, config: Config,
+                      step: Callable[[str], None] = lambda _: None) -> Source:
+    """Open ``src`` and check it against the data contract; InvalidSourceError if it fails."""
+    step("opening the source")
+    source = open_source(src, config.source)
+    report = validate_source(source, config, step)
+    if not report.ok:
+        raise InvalidSourceError(report)
+    return source
 
 
 @dataclass(frozen=True)

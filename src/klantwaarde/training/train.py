@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -69,13 +69,23 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The configured promotion rule applied to a target's new challenger."""
+
+    challenger: registry.Version
+    wins: bool  # beats the champion by min_improvement, or there is no champion
+    reason: str
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     run_id: str
     tracking_uri: str
     sets: Sets
     candidates: list[Candidate]
     challengers: dict[str, registry.Version]
-    promoted: dict[str, registry.Version]
+    verdicts: dict[str, Verdict]
+    promoted: dict[str, registry.Version]  # by training itself (promotion.automatic)
     notices: list[str]
 
 
@@ -124,12 +134,13 @@ def _y(frame: pd.DataFrame, target: TargetName, labels: list[str]) -> np.ndarray
 
 def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
           ) -> TrainingResult:
-    """Train, compare, log and register; promote when the configured rule says so."""
+    """Train, compare, log and register; judge each challenger by the promotion rule, and
+    promote the winners when ``promotion.automatic`` is set."""
     sets = load_sets(source, as_of, cfg, step)
     uri = registry.connect(cfg.models)
     found: list[Candidate] = []
     challengers: dict[str, registry.Version] = {}
-    promoted: dict[str, registry.Version] = {}
+    verdicts: dict[str, Verdict] = {}
     notices: list[str] = []
     with mlflow.start_run(run_name=f"train {as_of}") as parent, \
             tempfile.TemporaryDirectory() as tmp:
@@ -150,12 +161,24 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
             version = registry.register(target, best.model_uri)
             challengers[target] = version
             step(f"{target}: {best.candidate} is challenger, version {version.version}")
-            won, why = _should_promote(target, best, labels, sets, cfg)
-            if won:
-                promoted[target] = registry.promote(target, version.version)
-            if why:
-                notices.append(why)
-    return TrainingResult(parent.info.run_id, uri, sets, found, challengers, promoted, notices)
+            verdicts[target] = _verdict(target, best, version, labels, sets, cfg)
+            notices.append(verdicts[target].reason)
+    result = TrainingResult(parent.info.run_id, uri, sets, found, challengers, verdicts, {},
+                            notices)
+    if not cfg.models.promotion.automatic:
+        return replace(result, notices=notices + [
+            f"{target}: not promoted, promotion.automatic is off; klantwaarde promote --target "
+            f"{target} promotes it" for target, v in verdicts.items() if v.wins])
+    promoted = promote_winners(result)
+    return replace(result, promoted=promoted, notices=notices + [
+        f"{v.name}: version {v.version} promoted to champion" for v in promoted.values()])
+
+
+def promote_winners(result: TrainingResult) -> dict[str, registry.Version]:
+    """Move the champion alias to every challenger of ``result`` whose verdict wins; the
+    registry of the training must be connected."""
+    return {target: registry.promote(target, verdict.challenger.version)
+            for target, verdict in result.verdicts.items() if verdict.wins}
 
 
 def _or_minus_inf(value: float) -> float:
@@ -320,31 +343,34 @@ def _requirements() -> list[str]:
         ("pandas", "pandas"), ("numpy", "numpy"))]
 
 
-def _should_promote(target: TargetName, best: Candidate, labels: list[str], sets: Sets,
-                    cfg: Config) -> tuple[bool, str | None]:
+def _verdict(target: TargetName, best: Candidate, challenger: registry.Version,
+             labels: list[str], sets: Sets, cfg: Config) -> Verdict:
     """The configured promotion rule: the challenger beats the champion on this validation
     snapshot by ``min_improvement`` on the selection metric (or there is no champion)."""
     rule = cfg.models.promotion
-    if not rule.automatic:
-        return False, None
     key = getattr(cfg.models.selection, target)
+    new = f"challenger version {challenger.version}"
     champion = registry.alias_version(target, registry.CHAMPION)
     if champion is None:
-        return True, f"{target}: no champion yet; the challenger is promoted"
+        return Verdict(challenger, True, f"{target}: no champion yet; the {new} wins")
+    old = f"champion version {champion.version}"
     model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     try:
         out = model.predict(sets.valid)
     except Exception as exc:  # a champion of older features may not read this table
-        return False, f"{target}: champion version {champion.version} cannot score this " \
-                      f"validation set ({exc}); not promoted"
+        return Verdict(challenger, False, f"{target}: the {old} cannot score this validation "
+                       f"set ({exc}), so the rule cannot compare it with the {new}; klantwaarde "
+                       f"promote --target {target} promotes that by hand")
     columns = output_columns(target, labels)
     if not set(columns) <= set(out.columns):
-        return False, f"{target}: champion version {champion.version} predicts other " \
-                      f"categories than this validation set holds; not promoted"
+        return Verdict(challenger, False, f"{target}: the {old} predicts other categories than "
+                       f"this validation set holds, so the rule cannot compare it with the {new}; "
+                       f"klantwaarde promote --target {target} promotes that by hand")
     values = out[columns].to_numpy()
     held = evaluate(target, labels, sets.valid, values if target == "upgrade" else values[:, 0],
                     cfg)[0][key]
-    gain = best.metrics[key] - _or_minus_inf(held)
-    won = gain >= rule.min_improvement
-    return won, (f"{target}: challenger {key} {best.metrics[key]:.4f} against champion "
-                 f"{held:.4f}; {'promoted' if won else 'not promoted'}")
+    wins = best.metrics[key] - _or_minus_inf(held) >= rule.min_improvement
+    return Verdict(challenger, wins,
+                   f"{target}: the {new} ({key} {best.metrics[key]:.4f}) "
+                   f"{'beats' if wins else 'does not beat'} the {old} ({held:.4f}) by "
+                   f"{rule.min_improvement}")
