@@ -346,3 +346,23 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     assert migration.to_numpy().sum() == len(scores)
     then = scores.tier.fillna("inactive").value_counts()
     assert migration.sum(axis=1)[then.index].tolist() == then.tolist()
+
+
+def test_without_reasons_the_scores_are_the_same_and_the_reasons_empty(
+        setup: dict[str, Path], tmp_path: Path) -> None:
+    if not setup["store"].exists():
+        assert _score(setup).exit_code == 0
+    config = tmp_path / "config"
+    shutil.copytree(setup["config"], config)
+    store = tmp_path / "scores.duckdb"
+    (config / "scoring.yaml").write_text(yaml.safe_dump(
+        {"store": str(store), "parquet": str(tmp_path / "parquet"), "reasons": 0}))
+    result = CliRunner().invoke(app, ["score", "--source", str(setup["base"]), "--as-of", AS_OF,
+                                      "--config", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    bare, full = _month(store), _month(setup["store"])
+    full = full[full.as_of == bare.as_of.iloc[0]].reset_index(drop=True)
+    reasons = ["churn_reasons", "margin_reasons", "upgrade_reasons"]
+    assert all(bare[c].map(len).eq(0).all() for c in reasons)
+    assert full.churn_reasons.map(len).gt(0).mean() > 0.95
+    pd.testing.assert_frame_equal(bare.drop(columns=reasons), full.drop(columns=reasons))

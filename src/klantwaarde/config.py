@@ -325,7 +325,7 @@ class ScoringConfig(Section):
     store: Path
     parquet: Path
     language: Literal["en", "nl"]
-    reasons: int = Field(gt=0, le=10)
+    reasons: int = Field(ge=0, le=10)
     psi_warning: Positive
     retention_goal: Share
 

@@ -98,6 +98,8 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
 
 def _reasons(target: str, champion: Champion, frame: pd.DataFrame, declared: dict,
              cfg: Config, notices: list[str]) -> list[list[str]]:
+    if cfg.scoring.reasons == 0:  # no TreeSHAP at all: the cost of explaining a large base
+        return [[] for _ in range(len(frame))]
     found = champion.model.contributions(frame)
     if found is None:
         notices.append(f"{champion.version.name} version {champion.version.version} is a "
