@@ -14,12 +14,14 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "klantwaarde needs Python 3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@start=$$(date +%s) && \
+	$(PYTHON) -m venv $(VENV) && \
+	$(BIN)/pip install --quiet --upgrade pip && \
+	$(BIN)/pip install --quiet -e ".[dev]" && \
+	echo "installed in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
-demo: $(STAMP) ## Create .venv, install, simulate a customer base into demo/ and run klantwaarde on it
+demo: $(STAMP) ## Create .venv, install, and run the whole product on a simulated base in demo/
 	$(BIN)/klantwaarde demo
 
 test: $(STAMP) ## Create .venv, install, and run the test suite (slow suites excluded)

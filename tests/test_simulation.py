@@ -262,15 +262,6 @@ def test_a_killed_run_leaves_no_source_behind(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".big.partial-*"))
 
 
-def test_demo_simulates_and_validates(tmp_path: Path) -> None:
-    result = run_cli("demo", "--out", str(tmp_path / "demo"), "--customers", "300")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "meets the data contract" in result.stdout
-    assert (tmp_path / "demo" / "source" / "orders.parquet").exists()
-    again = run_cli("demo", "--out", str(tmp_path / "demo"), "--customers", "300")
-    assert again.returncode == 0
-
-
 def _auc(score: np.ndarray, label: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic (tied scores share their mean rank)."""
     ranks = pd.Series(score).rank().to_numpy()

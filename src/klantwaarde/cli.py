@@ -486,41 +486,20 @@ def demo(
     customers: Annotated[int, typer.Option(min=100, help="Customers to simulate.")] = 3000,
     config: ConfigOption = None,
 ) -> None:
-    """Simulate a customer base and run the whole product on it."""
-    from klantwaarde.simulation import simulate as run_simulation
-    from klantwaarde.sources import open_source
-    from klantwaarde.validation import validate_source
+    """Simulate a customer base and run the whole product on it: validate, profitability,
+    train and promote, score the last month and write its lists, all under --out."""
+    import time
 
-    cfg = _config(ctx, config)
-    source = _demo_folder(out_dir) / "source"
-    with progress() as step:
-        result = run_simulation(customers, 36, 42, source, cfg, "parquet", None, step)
-        step("validating the simulated source")
-        report = validate_source(open_source(str(result.source), cfg.source), cfg, step)
-    _print_simulation(result)
-    if not report.ok:
-        from klantwaarde.render import print_validation
+    from klantwaarde.demo import run_demo
+    from klantwaarde.render import print_demo
 
-        print_validation(report, out)
-        raise typer.Exit(1)
-    out.print("Validation: the simulated source meets the data contract.")
-
-
-_DEMO_MARK = ".klantwaarde-demo"
-
-
-def _demo_folder(folder: Path) -> Path:
-    """The demo's folder, emptied of an earlier demo's output; any other folder is refused."""
-    import shutil
-
-    if folder.exists() and any(folder.iterdir()):
-        if not (folder / _DEMO_MARK).exists():
-            raise InputError(f"--out {folder} holds files that klantwaarde demo did not write; "
-                             "choose another folder.")
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / _DEMO_MARK).write_text("written by klantwaarde demo; replaced by the next run\n")
-    return folder
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    with _contract_report(), progress() as step, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        warnings.filterwarnings("ignore", message="All-NaN slice")
+        result = run_demo(out_dir, customers, config or ctx.obj, step)
+    print_demo(result, time.perf_counter() - started, out)
 
 
 def main() -> None:

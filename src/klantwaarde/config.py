@@ -369,7 +369,7 @@ def load_config(path: Path | None = None) -> Config:
     origin = {name: default_config_dir() / f"{name}.yaml" for name in SECTIONS}
     for section, file in _user_files(path):
         user = read_yaml(file)
-        raw[section] = _merge(raw[section], user)
+        raw[section] = merge(raw[section], user)
         origin[section] = file
     sections = {}
     for name, model in SECTIONS.items():
@@ -398,12 +398,12 @@ def _user_files(path: Path | None) -> list[tuple[str, Path]]:
     return found
 
 
-def _merge(default: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+def merge(default: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
     """``user`` over ``default``, key by key; nested mappings are merged the same way."""
     merged = dict(default)
     for key, value in user.items():
         if isinstance(value, dict) and isinstance(default.get(key), dict):
-            merged[key] = _merge(default[key], value)
+            merged[key] = merge(default[key], value)
         else:
             merged[key] = value
     return merged

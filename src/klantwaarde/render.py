@@ -12,6 +12,7 @@ from rich.table import Table
 from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
+    from klantwaarde.demo import DemoResult
     from klantwaarde.lists import ListsResult
     from klantwaarde.pipelines import Pipeline, Record
     from klantwaarde.profitability_report import ProfitabilityReport
@@ -254,3 +255,42 @@ def print_waiting(pipeline: Pipeline, fire: dt.datetime | None, console: Console
         return
     console.print(f"{escape(pipeline.name)}: next fire at {fire:%Y-%m-%d %H:%M %Z}, for "
                   f"{as_of_of(fire)}")
+
+
+def print_demo(result: DemoResult, seconds: float, console: Console) -> None:
+    """What the demo made, where each output is, and the commands that go on from there."""
+    sim, h = result.simulation, result.profitability.headline
+    console.print(f"Demo done in {seconds:.0f} s: {sim.rows['customers']:,} simulated customers "
+                  f"from {sim.first_month} to {result.as_of}, in {escape(str(result.folder))}.")
+    console.print(f"Profitability at {result.as_of}: net margin EUR {h['net_margin']:,.0f} on "
+                  f"revenue EUR {h['revenue']:,.0f}; {h['loss_accounts']:,} loss accounts; the "
+                  f"whale curve peaks at {h['whale_peak']:.0%} of total profit.")
+    champions = ", ".join(f"{t} v{v.version} ({_candidate(result.training, t)})"
+                          for t, v in result.training.promoted.items())
+    console.print(f"Champions: {champions or 'none promoted'}. Scored "
+                  f"{result.scoring.customers:,} customers; lists for "
+                  f"{len(result.lists.managers)} account managers.")
+    table = Table("output", "where", title="Outputs", title_justify="left")
+    for name, path in (("source (CSV/Parquet tables, truth/ holds the simulator's truth)",
+                        sim.source),
+                       ("configuration (pass as --config)", result.config),
+                       ("profitability tables and charts", result.profitability_folder),
+                       ("MLflow store (runs, registered models)", result.store),
+                       ("scores table", result.scoring.store),
+                       ("lists per account manager", result.lists.folder)):
+        table.add_row(name, escape(str(path)))
+    console.print(table)
+    config = escape(str(result.config))
+    console.print("Open the MLflow UI on the demo store:\n"
+                  f"  .venv/bin/mlflow ui --backend-store-uri "
+                  f"sqlite:///{escape(str(result.store / 'mlflow.db'))}\n"
+                  "Go on with the demo's data and configuration, for example:\n"
+                  f"  .venv/bin/klantwaarde score --source {escape(str(sim.source))} --as-of "
+                  f"{result.as_of} --config {config}\n"
+                  f"  .venv/bin/klantwaarde lists --as-of {result.as_of} --out lists-demo "
+                  f"--config {config}")
+
+
+def _candidate(training: TrainingResult, target: str) -> str:
+    run_id = training.challengers[target].run_id
+    return next(c.candidate for c in training.candidates if c.run_id == run_id)
