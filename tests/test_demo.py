@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
+import matplotlib.image
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -13,14 +20,22 @@ from conftest import run_cli
 from klantwaarde.demo import MARK, prepare_folder
 from klantwaarde.errors import InputError
 
+SECTIONS = ["headline", "whale", "pyramid", "qualification", "loss-drivers", "models",
+            "evaluation", "lists"]
 
-def test_demo_runs_the_product_end_to_end(tmp_path: Path) -> None:
-    folder = tmp_path / "demo"
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("demo") / "demo"
     result = run_cli("demo", "--out", str(folder), "--customers", "300")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Demo done in" in result.stdout
-    assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'models' / 'mlflow.db'}" in \
-        result.stdout
+    return folder, result.stdout
+
+
+def test_demo_runs_the_product_end_to_end(demo: tuple[Path, str], tmp_path: Path) -> None:
+    folder, stdout = demo
+    assert "Demo done in" in stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'models' / 'mlflow.db'}" in stdout
     assert (folder / "source" / "orders.parquet").exists()
     assert (folder / "profitability" / "customers.csv").exists()
     client = MlflowClient(f"sqlite:///{folder / 'models' / 'mlflow.db'}")
@@ -51,3 +66,59 @@ def test_the_demo_replaces_its_own_folder_and_refuses_any_other(tmp_path: Path) 
     with pytest.raises(InputError, match="did not write"):
         prepare_folder(foreign)
     assert (foreign / "data.csv").read_text() == "keep me"
+
+
+class _Page(HTMLParser):
+    """The section ids and image sources of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "section":
+            self.sections.append(found.get("id") or "")
+        if tag == "img":
+            self.images.append(found.get("src") or "")
+
+
+def test_the_report_is_one_page_with_its_sections_and_charts(demo: tuple[Path, str]) -> None:
+    folder, _ = demo
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(html)
+    assert page.sections == SECTIONS
+    assert len(page.images) == 2 and all(s.startswith("data:image/png;base64,")
+                                         for s in page.images)
+    for source in page.images:  # real PNG charts, not placeholders
+        image = matplotlib.image.imread(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
+        assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.05
+    assert not re.search(r"(src|href)=\"(http|file|/)", html)  # nothing to fetch: self-contained
+    for text in ("klantwaarde-churn", "loss accounts", "AM001", "whale curve peak"):
+        assert text in html
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium; "
+                    ".ci/run installs it)")
+def test_the_report_renders_in_headless_chromium(demo: tuple[Path, str], tmp_path: Path) -> None:
+    folder, _ = demo
+    url = (folder / "report.html").as_uri()
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr
+    page = _Page()
+    page.feed(dom.stdout)
+    assert page.sections == SECTIONS and len(page.images) == 2
+    shot = tmp_path / "page.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1100,2400", url],
+                   capture_output=True, timeout=120, check=True)
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    # the charts' blue (#1f6f8b) is on the page: the embedded images were drawn
+    blue = (abs(pixels - [0x1F / 255, 0x6F / 255, 0x8B / 255]) < 0.03).all(axis=-1)
+    assert blue.sum() > 20_000  # about 55,000 with both charts

@@ -24,7 +24,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from klantwaarde import __version__
 from klantwaarde.config import Config, load_config
-from klantwaarde.errors import InputError, NotAvailableError
+from klantwaarde.errors import InputError
 from klantwaarde.staging import staged_file, staged_folder
 
 if TYPE_CHECKING:
@@ -111,11 +111,6 @@ def validate(ctx: typer.Context, source: SourceOption, config: ConfigOption = No
     print_validation(report, out)
     if not report.ok:
         raise typer.Exit(2)
-
-
-def _not_available(what: str) -> None:
-    raise NotAvailableError(f"'klantwaarde {what}' is not available in klantwaarde {__version__} "
-                            "yet; it arrives in a later release.")
 
 
 class OutputFormat(StrEnum):
@@ -339,8 +334,23 @@ def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 def report(ctx: typer.Context, as_of: AsOfOption,
            out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
            config: ConfigOption = None) -> None:
-    """One-page management report (HTML)."""
-    _not_available("report")
+    """One-page management report (self-contained HTML) of the scored month --as-of.
+
+    Profitability, whale curve, pyramid, qualification, loss drivers, the champions'
+    performance, last period's evaluation and the list sizes per account manager.
+    """
+    from klantwaarde.report import build_page
+
+    cfg = _config(ctx, config)
+    if out_file.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out {out_file}: the report is one HTML page; name the file *.html.")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    with staged_file(out_file, "report") as staging, progress() as step:
+        step(f"building the report of {as_of.date()}")
+        page = build_page(as_of.date(), cfg)
+        staging.write_text(page.html, encoding="utf-8")
+    out.print(f"Report of {page.as_of} written to {escape(str(out_file))} "
+              f"({len(page.sections)} sections).")
 
 
 PipelineSourceOption = Annotated[
@@ -509,9 +519,6 @@ def main() -> None:
     except InputError as exc:
         err.print(f"[red]Error:[/red] {escape(str(exc))}")
         sys.exit(2)
-    except NotAvailableError as exc:
-        err.print(escape(str(exc)))
-        sys.exit(1)
     except Exception as exc:  # the last line of defence: no traceback for users
         if os.environ.get("KLANTWAARDE_DEBUG"):
             raise

@@ -1,8 +1,9 @@
 """``klantwaarde demo``: the whole product on a simulated base, in a folder of its own.
 
 Simulate, validate, profitability, train (with automatic promotion, so the challengers become
-champions), score the last simulated day, and the lists of that month. The demo keeps everything
-under its folder: the source, its configuration, the MLflow store, the scores and the outputs.
+champions), score the last simulated day, the lists of that month and the management report.
+The demo keeps everything under its folder: the source, its configuration, the MLflow store, the
+scores and the outputs.
 Its models are lighter than the shipped ones (fewer rounds, one depth), so that the whole run
 takes a few minutes on two cores.
 """
@@ -22,6 +23,7 @@ from klantwaarde.config import SECTIONS, load_config, merge, read_yaml
 from klantwaarde.errors import InputError
 from klantwaarde.lists import ListsResult, build_lists, write_lists
 from klantwaarde.profitability_report import ProfitabilityReport, build_report, write_report
+from klantwaarde.report import build_page
 from klantwaarde.scoring.score import ScoringResult, score
 from klantwaarde.scoring.store import read_scores
 from klantwaarde.simulation import SimulationResult, simulate
@@ -53,6 +55,7 @@ class DemoResult:
     scoring: ScoringResult
     lists: ListsResult
     store: Path  # the MLflow store
+    report: Path  # the management report (HTML)
 
 
 def run_demo(folder: Path, customers: int, user_config: Path | None, step: Step
@@ -74,8 +77,11 @@ def run_demo(folder: Path, customers: int, user_config: Path | None, step: Step
     step(f"writing the lists of {as_of}")
     lists = write_lists(build_lists(read_scores(cfg.scoring.store, as_of), cfg.lists),
                         folder / "lists" / as_of.isoformat())
+    step(f"writing the report of {as_of}")
+    page = folder / "report.html"
+    page.write_text(build_page(as_of, cfg).html, encoding="utf-8")
     return DemoResult(folder, config, as_of, simulation, report, folder / "profitability",
-                      training, scoring, lists, cfg.models.store)
+                      training, scoring, lists, cfg.models.store, page)
 
 
 def prepare_folder(folder: Path) -> Path:

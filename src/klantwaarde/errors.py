@@ -10,6 +10,3 @@ class InputError(Exception):
 class ConfigError(InputError):
     """A configuration file that does not match its schema."""
 
-
-class NotAvailableError(Exception):
-    """A command of the design's surface that this version does not implement yet (exit 1)."""

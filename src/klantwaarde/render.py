@@ -277,7 +277,8 @@ def print_demo(result: DemoResult, seconds: float, console: Console) -> None:
                        ("profitability tables and charts", result.profitability_folder),
                        ("MLflow store (runs, registered models)", result.store),
                        ("scores table", result.scoring.store),
-                       ("lists per account manager", result.lists.folder)):
+                       ("lists per account manager", result.lists.folder),
+                       ("management report", result.report)):
         table.add_row(name, escape(str(path)))
     console.print(table)
     config = escape(str(result.config))
