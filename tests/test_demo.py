@@ -122,3 +122,39 @@ def test_the_report_renders_in_headless_chromium(demo: tuple[Path, str], tmp_pat
     # the charts' blue (#1f6f8b) is on the page: the embedded images were drawn
     blue = (abs(pixels - [0x1F / 255, 0x6F / 255, 0x8B / 255]) < 0.03).all(axis=-1)
     assert blue.sum() > 20_000  # about 55,000 with both charts
+
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_notebooks_are_committed_without_outputs_and_import_only_the_package() -> None:
+    import nbformat
+
+    assert [n.name for n in NOTEBOOKS] == ["1.0-kw-explore-customer-base.ipynb",
+                                           "2.0-kw-compare-models.ipynb",
+                                           "3.0-kw-explain-one-customer.ipynb"]
+    for path in NOTEBOOKS:
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in cells), path.name
+        source = "\n".join(c.source for c in cells)
+        assert "sys.path" not in source and "from src" not in source, path.name
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_the_notebooks_run_on_the_demo(notebook: Path, demo: tuple[Path, str],
+                                        tmp_path: Path) -> None:
+    import papermill
+
+    folder, _ = demo
+    done = papermill.execute_notebook(str(notebook), str(tmp_path / notebook.name),
+                                      parameters={"demo": str(folder)}, kernel_name="python3",
+                                      cwd=str(notebook.parent), progress_bar=False)
+    outputs = [o for c in done.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    shown = " ".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for o in outputs)
+    expected = {"1.0": "profit_makers_share", "2.0": "btyd (BG/NBD + Gamma-Gamma)",
+                "3.0": "churn:"}[notebook.name[:3]]
+    assert expected in shown
+    if notebook.name.startswith(("1.0", "2.0")):  # the charts are drawn
+        assert any("image/png" in o.get("data", {}) for o in outputs)

@@ -325,14 +325,15 @@ def _charts(target: str, name: str, tables: dict[str, pd.DataFrame], folder: Pat
 
 def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 2000) -> None:  # noqa: N803
     """The SHAP summary (beeswarm) of the first output on a sample of validation rows."""
+    import matplotlib.pyplot as plt  # shap draws with pyplot
     import shap
 
     sample = X.sample(min(rows, len(X)), random_state=0)
     values, names = contributions(fitted.pipeline, sample)
     shown = sample[names].apply(lambda c: pd.to_numeric(c, errors="coerce"))
     shap.summary_plot(values[:, :-1], shown, feature_names=names, show=False, max_display=20)
-    plots.plt.gcf().savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plots.plt.close("all")
+    plt.gcf().savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close("all")
 
 
 def _requirements() -> list[str]:
