@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -169,6 +170,16 @@ def test_the_scheduler_calls_the_job_at_each_fire_and_stops_on_ctrl_c(
     assert calls == [pipeline] * 3 and time.monotonic() - started < 10
 
 
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process, also where the tests were started with
+    SIGINT ignored (a background job of a shell without job control, as some CI runners do)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_stops_the_waiting_scheduler(tmp_path: Path) -> None:
     pipeline = load_pipeline(_pipeline(tmp_path, "p", schedule=MONTHLY["schedule"],
                                        steps=["lists"]))
@@ -221,7 +232,8 @@ def test_the_waiting_scheduler_survives_a_failing_month_and_stops_on_ctrl_c(
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     child = subprocess.Popen([sys.executable, "-m", "klantwaarde", "schedule", "--pipeline",
                               str(file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env | {"COLUMNS": "200"})
+                             text=True, env=env | {"COLUMNS": "200"},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     lines = []
     while not lines or lines[-1] != "Waiting; Ctrl-C stops.\n":
