@@ -156,8 +156,8 @@ class Dying:
 old = store.read_scores(store.Path({str(setup["store"])!r}), dt.date(2025, 6, 30))
 store.duckdb = type("m", (), {{"connect": staticmethod(lambda p: Dying(real(p)))}})
 new = pa.Table.from_pandas(old.assign(churn_probability=-1.0), preserve_index=False)
-store.write_scores(store.Path({str(setup["store"])!r}), store.Path({str(setup["root"])!r}),
-                   dt.date(2025, 6, 30), new)
+store.write_scores(store.Path({str(setup["store"])!r}),
+                   store.Path({str(setup["parquet"].parents[1])!r}), dt.date(2025, 6, 30), new)
 """
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                           timeout=300)
@@ -165,6 +165,10 @@ store.write_scores(store.Path({str(setup["store"])!r}), store.Path({str(setup["r
     after = _month(setup["store"])
     pd.testing.assert_frame_equal(before, after)
     assert setup["parquet"].read_bytes() == parquet_before
+    # the killed run's staged Parquet copy is left beside it, and the next run removes it
+    assert len(list(setup["parquet"].parent.glob(".scores.parquet.partial-*"))) == 1
+    assert _score(setup).exit_code == 0
+    assert [p.name for p in setup["parquet"].parent.iterdir()] == ["scores.parquet"]
 
 
 def test_lists_of_the_scored_month(setup: dict[str, Path], tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def staged_folder(target: Path, command: str, replaces: str | None = None) -> It
                          f"klantwaarde {command} never overwrites data. Choose a new folder or "
                          "remove this one.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(target)
+    remove_abandoned(target)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     old = target.parent / f".{target.name}.replaced-{os.getpid()}"
     staging.mkdir()
@@ -61,7 +61,7 @@ def staged_file(target: Path, command: str) -> Iterator[Path]:
         raise InputError(f"--out {target} already exists; klantwaarde {command} never "
                          "overwrites data. Choose a new file name or remove this file.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(target)
+    remove_abandoned(target)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     try:
         yield staging
@@ -71,7 +71,7 @@ def staged_file(target: Path, command: str) -> Iterator[Path]:
         raise
 
 
-def _remove_abandoned(target: Path) -> None:
+def remove_abandoned(target: Path) -> None:
     """Remove staging folders or files of ``target``, and replaced folders, left by runs that
     were killed."""
     for kind in ("partial", "replaced"):

@@ -3,7 +3,7 @@
 A month is written in one transaction that deletes its old rows and inserts the new ones: a
 re-run replaces exactly that month, and a run killed before its commit leaves the table as it
 was (DuckDB's write-ahead log drops an uncommitted transaction). The Parquet copy is written
-next to its place and renamed into it.
+next to its place before the commit and renamed into it after.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from klantwaarde.errors import InputError
+from klantwaarde.staging import remove_abandoned
 
 TEXTS = pa.list_(pa.string())
 SCHEMA = pa.schema([
@@ -58,17 +59,22 @@ def write_scores(store: Path, parquet: Path, as_of: dt.date, scores: pa.Table) -
     if pc.any(pc.not_equal(scores["as_of"], pa.scalar(as_of))).as_py():
         raise ValueError(f"every score row must have as_of {as_of}")
     store.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(store)) as con:
-        con.execute(f"CREATE TABLE IF NOT EXISTS scores ({_COLUMNS})")
-        con.register("new_scores", scores)
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM scores WHERE as_of = ?", [as_of])
-        con.execute("INSERT INTO scores BY NAME SELECT * FROM new_scores")
-        con.execute("COMMIT")
     folder = parquet / f"as_of={as_of.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(folder / "scores.parquet")
     staging = folder / f".scores.parquet.partial-{os.getpid()}"
-    pq.write_table(scores, staging)
+    pq.write_table(scores, staging)  # before the commit: only a rename is left after it
+    try:
+        with duckdb.connect(str(store)) as con:
+            con.execute(f"CREATE TABLE IF NOT EXISTS scores ({_COLUMNS})")
+            con.register("new_scores", scores)
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM scores WHERE as_of = ?", [as_of])
+            con.execute("INSERT INTO scores BY NAME SELECT * FROM new_scores")
+            con.execute("COMMIT")
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     os.replace(staging, folder / "scores.parquet")
 
 
