@@ -11,6 +11,31 @@ import pytest
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS / "data" / "example"
+# tiny models, so that a test trains all three targets in seconds
+SMALL_MODELS = {"seed": 7, "train_snapshots": 3, "validation_snapshots": 1,
+                "xgboost": {"max_rounds": {"churn": 40, "margin": 40, "upgrade": 40},
+                            "early_stopping_rounds": 10,
+                            "search": {"max_depth": [3], "learning_rate": [0.3]}},
+                "promotion": {"automatic": True, "min_improvement": 0.005}}
+
+
+def simulated_base(root: Path, store: Path, automatic: bool) -> tuple[Path, Path]:
+    """``root/base``: 1,200 simulated customers from 2023-07-01 to 2025-06-30; ``root/config``:
+    small models (promoted automatically or not) stored in ``root/models``, and the scores
+    table ``store`` with its Parquet copy in ``store.parent/parquet``."""
+    import yaml
+
+    base, config = root / "base", root / "config"
+    result = run_cli("simulate", "--customers", "1200", "--months", "24", "--start",
+                     "2023-07-01", "--seed", "5", "--out", str(base))
+    assert result.returncode == 0, result.stderr
+    config.mkdir()
+    models = SMALL_MODELS | {"store": str(root / "models"),
+                             "promotion": {"automatic": automatic, "min_improvement": 0.005}}
+    (config / "models.yaml").write_text(yaml.safe_dump(models))
+    (config / "scoring.yaml").write_text(yaml.safe_dump(
+        {"store": str(store), "parquet": str(store.parent / "parquet")}))
+    return base, config
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock
 from typer.testing import CliRunner
 
-from conftest import run_cli
+from conftest import run_cli, simulated_base
 from klantwaarde.cli import app
 from klantwaarde.errors import InputError
 from klantwaarde.pipelines import (
@@ -43,11 +43,6 @@ from klantwaarde.staging import staged_folder
 SHIPPED = Path(__file__).parents[1] / "pipelines"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 JULY_FIRST = dt.datetime(2025, 7, 1, 7, 0, tzinfo=AMSTERDAM)  # after the fire of 06:00
-MODELS = {"seed": 7, "train_snapshots": 3, "validation_snapshots": 1,
-          "xgboost": {"max_rounds": {"churn": 40, "margin": 40, "upgrade": 40},
-                      "early_stopping_rounds": 10,
-                      "search": {"max_depth": [3], "learning_rate": [0.3]}},
-          "promotion": {"automatic": False, "min_improvement": 0.005}}
 MONTHLY = {"schedule": {"cron": "0 6 1 * *", "timezone": "Europe/Amsterdam"},
            "steps": ["score", {"lists": {"out": "lists/{as_of}"}}, "evaluate"]}
 
@@ -203,13 +198,18 @@ def test_a_busy_pipeline_is_skipped_by_run_and_schedule(tmp_path: Path) -> None:
     assert completed(load_pipeline(file)) == []
 
 
-def test_without_as_of_the_month_comes_from_the_latest_fire_not_the_data(
-        tmp_path: Path) -> None:
+def _failing_pipeline(tmp_path: Path) -> Path:
+    """A scheduled pipeline whose only step, lists, fails: its scores table is empty."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "scoring.yaml").write_text(
         yaml.safe_dump({"store": str(tmp_path / "empty.duckdb")}))
-    file = _pipeline(tmp_path, "p", config=str(tmp_path / "config"),
+    return _pipeline(tmp_path, "p", config=str(tmp_path / "config"),
                      schedule=MONTHLY["schedule"], steps=["lists"])
+
+
+def test_without_as_of_the_month_comes_from_the_latest_fire_not_the_data(
+        tmp_path: Path) -> None:
+    file = _failing_pipeline(tmp_path)
     expected = latest_fire(load_pipeline(file).schedule(), dt.datetime.now(dt.UTC))
     month = (expected.date() - dt.timedelta(days=1)).isoformat()
     result = run_cli("run", str(file))
@@ -224,11 +224,7 @@ def test_without_as_of_the_month_comes_from_the_latest_fire_not_the_data(
 
 def test_the_waiting_scheduler_survives_a_failing_month_and_stops_on_ctrl_c(
         tmp_path: Path) -> None:
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "scoring.yaml").write_text(
-        yaml.safe_dump({"store": str(tmp_path / "empty.duckdb")}))
-    file = _pipeline(tmp_path, "p", config=str(tmp_path / "config"),
-                     schedule=MONTHLY["schedule"], steps=["lists"])
+    file = _failing_pipeline(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     child = subprocess.Popen([sys.executable, "-m", "klantwaarde", "schedule", "--pipeline",
                               str(file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -278,15 +274,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A simulated base, a config folder with its own stores, and champions made by the
     training pipeline: train, then promote (promotion.automatic is off)."""
     root = tmp_path_factory.mktemp("pipelines")
-    base, config = root / "base", root / "config"
+    base, config = simulated_base(root, root / "scores.duckdb", automatic=False)
     runner = CliRunner()
-    result = runner.invoke(app, ["simulate", "--customers", "1200", "--months", "24",
-                                 "--start", "2023-07-01", "--seed", "5", "--out", str(base)])
-    assert result.exit_code == 0, result.output
-    config.mkdir()
-    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(root / "models")}))
-    (config / "scoring.yaml").write_text(yaml.safe_dump(
-        {"store": str(root / "scores.duckdb"), "parquet": str(root / "parquet")}))
     training = _pipeline(root, "training", source=str(base), config=str(config),
                          steps=["train", "promote"])
     result = runner.invoke(app, ["run", str(training), "--as-of", "2025-06-30"])

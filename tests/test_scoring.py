@@ -15,18 +15,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import run_cli
+from conftest import SMALL_MODELS, run_cli, simulated_base
 from klantwaarde.cli import app
 from klantwaarde.features.catalog import BY_NAME, owns_feature
 from klantwaarde.scoring import drift
 from klantwaarde.scoring.reasons import top_reasons
 
 AS_OF = "2025-06-30"
-MODELS = {"seed": 7, "train_snapshots": 3, "validation_snapshots": 1,
-          "xgboost": {"max_rounds": {"churn": 40, "margin": 40, "upgrade": 40},
-                      "early_stopping_rounds": 10,
-                      "search": {"max_depth": [3], "learning_rate": [0.3]}},
-          "promotion": {"automatic": True, "min_improvement": 0.005}}
 
 
 # ------------------------------------------------------------------------- reasons and drift
@@ -71,16 +66,8 @@ def test_population_stability_is_zero_on_the_same_data_and_large_on_a_shift() ->
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A simulated base, a config folder with its own stores, and promoted champions."""
     root = tmp_path_factory.mktemp("scoring")
-    base, config = root / "base", root / "config"
+    base, config = simulated_base(root, root / "scores" / "scores.duckdb", automatic=True)
     runner = CliRunner()
-    result = runner.invoke(app, ["simulate", "--customers", "1200", "--months", "24",
-                                 "--start", "2023-07-01", "--seed", "5", "--out", str(base)])
-    assert result.exit_code == 0, result.output
-    config.mkdir()
-    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(root / "models")}))
-    (config / "scoring.yaml").write_text(yaml.safe_dump(
-        {"store": str(root / "scores" / "scores.duckdb"),
-         "parquet": str(root / "scores" / "parquet")}))
     result = runner.invoke(app, ["train", "--source", str(base), "--as-of", AS_OF,
                                  "--config", str(config)])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -188,7 +175,8 @@ def test_without_champions_scoring_says_to_train_and_promote(setup: dict[str, Pa
                                                              tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(setup["config"], config)
-    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(tmp_path / "m")}))
+    models = SMALL_MODELS | {"store": str(tmp_path / "m")}
+    (config / "models.yaml").write_text(yaml.safe_dump(models))
     (config / "scoring.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "s.duckdb")}))
     result = run_cli("score", "--source", str(setup["base"]), "--as-of", AS_OF, "--config",
                      str(config))
@@ -259,7 +247,8 @@ def test_a_bare_transaction_log_is_scored_end_to_end(setup: dict[str, Path],
     pq.write_table(orders, source / "orders.parquet")
     config = tmp_path / "config"
     config.mkdir()
-    (config / "models.yaml").write_text(yaml.safe_dump(MODELS | {"store": str(tmp_path / "m")}))
+    models = SMALL_MODELS | {"store": str(tmp_path / "m")}
+    (config / "models.yaml").write_text(yaml.safe_dump(models))
     (config / "scoring.yaml").write_text(yaml.safe_dump(
         {"store": str(tmp_path / "s.duckdb"), "parquet": str(tmp_path / "parquet")}))
     runner = CliRunner()

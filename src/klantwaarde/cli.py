@@ -243,10 +243,7 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.training.train import train as run_training
 
     cfg = _config(ctx, config)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)  # its notices would bury the table
-    with progress() as step, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
-        warnings.filterwarnings("ignore", message="All-NaN slice")  # empty features, imputed 0
+    with _quiet(), progress() as step:
         src = _valid_source(source, cfg, step)
         result = run_training(src, as_of.date(), cfg, step)
     print_training(result, out)
@@ -280,9 +277,7 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.scoring.score import score as run_scoring
 
     cfg = _config(ctx, config)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    with progress() as step, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+    with _quiet(), progress() as step:
         src = _valid_source(source, cfg, step)
         result = run_scoring(src, as_of.date(), cfg, step)
     print_scoring(result, cfg.scoring.psi_warning, out)
@@ -320,9 +315,7 @@ def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.scoring.evaluate import evaluate as run_evaluation
 
     cfg = _config(ctx, config)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    with progress() as step, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+    with _quiet(), progress() as step:
         src = _valid_source(source, cfg, step)
         result = run_evaluation(src, as_of.date(), cfg, step)
     print_evaluation(result, out)
@@ -344,8 +337,7 @@ def report(ctx: typer.Context, as_of: AsOfOption,
     cfg = _config(ctx, config)
     if out_file.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {out_file}: the report is one HTML page; name the file *.html.")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    with staged_file(out_file, "report") as staging, progress() as step:
+    with staged_file(out_file, "report") as staging, _quiet(), progress() as step:
         step(f"building the report of {as_of.date()}")
         page = build_page(as_of.date(), cfg)
         staging.write_text(page.html, encoding="utf-8")
@@ -393,7 +385,8 @@ def run(ctx: typer.Context,
     if as_of is not None:
         day = as_of.date()
     else:
-        fire = latest_fire(loaded.schedule(), dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)  # wall-clock-ok: no --as-of: the schedule's latest fire
+        fire = latest_fire(loaded.schedule(), now)
         if fire is None:
             raise InputError(f"{pipeline}: its schedule has not fired in eight years; pass "
                              "--as-of YYYY-MM-DD.")
@@ -464,7 +457,8 @@ def _fired(pipeline: Pipeline) -> None:
         kind = "Error" if isinstance(exc, InputError) else "Failed"
         err.print(f"[red]{kind}:[/red] {escape(str(exc))}\n{pipeline.name}: the months due are "
                   "tried again at the next fire")
-    print_waiting(pipeline, next_fire(pipeline.schedule(), dt.datetime.now(dt.UTC)), out)
+    now = dt.datetime.now(dt.UTC)  # wall-clock-ok: when the scheduler fires next
+    print_waiting(pipeline, next_fire(pipeline.schedule(), now), out)
 
 
 def _catch_up(pipeline: Pipeline) -> None:
@@ -474,7 +468,8 @@ def _catch_up(pipeline: Pipeline) -> None:
 
     try:
         with _contract_report(), _quiet(), progress() as step:
-            records = catch_up(pipeline, dt.datetime.now(dt.UTC), step,
+            now = dt.datetime.now(dt.UTC)  # wall-clock-ok: which fires are due; as_of per fire
+            records = catch_up(pipeline, now, step,
                                lambda record: print_month(pipeline, record, out))
     except PipelineBusy as exc:
         err.print(f"[yellow]skipped[/yellow] {escape(str(exc))}")
@@ -503,11 +498,8 @@ def demo(
     from klantwaarde.demo import run_demo
     from klantwaarde.render import print_demo
 
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
     started = time.perf_counter()
-    with _contract_report(), progress() as step, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
-        warnings.filterwarnings("ignore", message="All-NaN slice")
+    with _contract_report(), _quiet(), progress() as step:
         result = run_demo(out_dir, customers, config or ctx.obj, step)
     print_demo(result, time.perf_counter() - started, out)
 
