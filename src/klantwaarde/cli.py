@@ -25,6 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from klantwaarde import __version__
 from klantwaarde.config import Config, load_config
 from klantwaarde.errors import InputError
+from klantwaarde.outputs import Kind, Place, mlflow_store, scores_store
 from klantwaarde.staging import staged_file, staged_folder
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def simulate(
     from klantwaarde.simulation import simulate as run_simulation
 
     cfg = _config(ctx, config)
+    _check_places("simulate", [Place(out_dir, "--out", Kind.NEW_FOLDER)])
     with progress() as step:
         result = run_simulation(customers, months, seed, out_dir, cfg, fmt.value,
                                 start.date() if start else None, step)
@@ -163,8 +165,9 @@ def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.render import print_profitability
 
     cfg = _config(ctx, config)
+    _check_places("profitability", [Place(out_dir, "--out", Kind.NEW_FOLDER)], source)
     with progress() as step:
-        src = _valid_source(source, cfg, step)
+        src = _valid_source(source, cfg, step, "profitability", as_of)
         step("computing margins per customer")
         report = build_report(src, as_of.date(), cfg)
         step("writing tables and charts")
@@ -174,12 +177,38 @@ def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     out.print("Written: " + ", ".join(str(out_dir / f.name) for f in files))
 
 
-def _valid_source(source: str, cfg: Config, step: Callable[[str], None]) -> Source:
-    """The opened source, after the data contract passed; exit 2 with the errors otherwise."""
+# What an --as-of after the newest order would do to each command's numbers.
+_PAST_THE_DATA = {
+    "profitability": "the window up to --as-of would count months without data as months "
+                     "without revenue",
+    "features": "recency and the windows would count months without data as months without "
+                "orders",
+    "train": "the labels up to --as-of would count every customer as lost",
+    "score": "every customer would be scored as if it had stopped ordering",
+    "evaluate": "every scored customer would count as lost",
+}
+
+
+def _valid_source(source: str, cfg: Config, step: Callable[[str], None], command: str,
+                  as_of: dt.datetime) -> Source:
+    """The opened source, after the data contract passed and its orders were found to reach
+    ``as_of`` (the one coverage check of every command that reads a source at an --as-of);
+    exit 2 with the findings otherwise."""
+    from klantwaarde.features import check_covers
     from klantwaarde.validation import open_valid_source
 
     with _contract_report():
-        return open_valid_source(source, cfg, step)
+        src = open_valid_source(source, cfg, step)
+    check_covers(src, as_of.date(), _PAST_THE_DATA[command])
+    return src
+
+
+def _check_places(command: str, places: list[Place], source: str | None = None) -> None:
+    """Every place the command will write is writable, outside the source and free; checked
+    before any work, so that a refused command changes nothing on disk."""
+    from klantwaarde.outputs import check_places
+
+    check_places(places, command, source)
 
 
 @contextmanager
@@ -211,8 +240,9 @@ def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     if out_file.suffix != ".parquet":
         raise InputError(f"--out {out_file}: features are written as Parquet; name the file "
                          "*.parquet.")
+    _check_places("features", [Place(out_file, "--out", Kind.NEW_FILE)], source)
     with staged_file(out_file, "features") as staging, progress() as step:
-        src = _valid_source(source, cfg, step)
+        src = _valid_source(source, cfg, step, "features", as_of)
         step("aggregating the history and computing features")
         result = features_at(src, as_of.date(), cfg, snapshots)
         step(f"writing {out_file}")
@@ -243,8 +273,9 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.training.train import train as run_training
 
     cfg = _config(ctx, config)
+    _check_places("train", mlflow_store(cfg.models.store), source)
     with _quiet(), progress() as step:
-        src = _valid_source(source, cfg, step)
+        src = _valid_source(source, cfg, step, "train", as_of)
         result = run_training(src, as_of.date(), cfg, step)
     print_training(result, out)
     for notice in result.notices:
@@ -260,6 +291,7 @@ def promote(ctx: typer.Context, target: Annotated[Target, typer.Option(help="Whi
     from klantwaarde.training import registry
 
     cfg = _config(ctx, config)
+    _check_places("promote", mlflow_store(cfg.models.store))
     registry.connect(cfg.models)
     found = registry.promote(target.value, version)
     out.print(f"{found.name}: champion is now version {found.version} (run {found.run_id})")
@@ -277,8 +309,10 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.scoring.score import score as run_scoring
 
     cfg = _config(ctx, config)
+    _check_places("score", mlflow_store(cfg.models.store)
+                  + scores_store(cfg.scoring.store, cfg.scoring.parquet), source)
     with _quiet(), progress() as step:
-        src = _valid_source(source, cfg, step)
+        src = _valid_source(source, cfg, step, "score", as_of)
         result = run_scoring(src, as_of.date(), cfg, step)
     print_scoring(result, cfg.scoring.psi_warning, out)
     for notice in result.notices:
@@ -299,6 +333,7 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
     from klantwaarde.scoring.store import read_scores
 
     cfg = _config(ctx, config)
+    _check_places("lists", [Place(out_dir, "--out", Kind.NEW_FOLDER)])
     scores = read_scores(cfg.scoring.store, as_of.date())
     print_lists(write_lists(build_lists(scores, cfg.lists), out_dir), as_of.date(), out)
 
@@ -315,8 +350,9 @@ def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.scoring.evaluate import evaluate as run_evaluation
 
     cfg = _config(ctx, config)
+    _check_places("evaluate", mlflow_store(cfg.models.store), source)
     with _quiet(), progress() as step:
-        src = _valid_source(source, cfg, step)
+        src = _valid_source(source, cfg, step, "evaluate", as_of)
         result = run_evaluation(src, as_of.date(), cfg, step)
     print_evaluation(result, out)
     for notice in result.notices:
@@ -495,9 +531,10 @@ def demo(
     train and promote, score the last month and write its lists, all under --out."""
     import time
 
-    from klantwaarde.demo import run_demo
+    from klantwaarde.demo import MARK, run_demo
     from klantwaarde.render import print_demo
 
+    _check_places("demo", [Place(out_dir, "--out", Kind.NEW_FOLDER, replaces=MARK)])
     started = time.perf_counter()
     with _contract_report(), _quiet(), progress() as step:
         result = run_demo(out_dir, customers, config or ctx.obj, step)

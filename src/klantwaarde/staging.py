@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from klantwaarde.errors import InputError
+from klantwaarde.outputs import Kind, Place, check_places
 
 
 @contextmanager
@@ -24,32 +24,25 @@ def staged_folder(target: Path, command: str, replaces: str | None = None) -> It
     marks the command's own earlier output and ``target`` holds it: then the new folder takes
     its place (renamed in, the old one renamed out and removed).
     """
+    check_places([Place(target, "--out", Kind.NEW_FOLDER, replaces)], command)
     own = replaces is not None and (target / replaces).is_file()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not own:
-        if replaces is not None:
-            raise InputError(f"{target} holds files that klantwaarde {command} did not write "
-                             f"(no {replaces}); it replaces only its own earlier output. Choose "
-                             "another folder or remove this one.")
-        raise InputError(f"--out {target} already exists and is not an empty folder; "
-                         f"klantwaarde {command} never overwrites data. Choose a new folder or "
-                         "remove this one.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(target)
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
-    old = target.parent / f".{target.name}.replaced-{os.getpid()}"
-    staging.mkdir()
-    try:
-        yield staging
-        if own:
-            target.rename(old)
-        elif target.exists():
-            target.rmdir()  # empty, checked above
-        staging.rename(target)
-    except BaseException:
-        if old.exists() and not target.exists():
-            old.rename(target)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with _parents(target):
+        remove_abandoned(target)
+        staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+        old = target.parent / f".{target.name}.replaced-{os.getpid()}"
+        staging.mkdir()
+        try:
+            yield staging
+            if own:
+                target.rename(old)
+            elif target.exists():
+                target.rmdir()  # empty, checked above
+            staging.rename(target)
+        except BaseException:
+            if old.exists() and not target.exists():
+                old.rename(target)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -57,17 +50,32 @@ def staged_folder(target: Path, command: str, replaces: str | None = None) -> It
 def staged_file(target: Path, command: str) -> Iterator[Path]:
     """A hidden path next to ``target`` to write to; it becomes ``target`` when the block
     succeeds. An existing ``target`` is refused."""
-    if target.exists():
-        raise InputError(f"--out {target} already exists; klantwaarde {command} never "
-                         "overwrites data. Choose a new file name or remove this file.")
+    check_places([Place(target, "--out", Kind.NEW_FILE)], command)
+    with _parents(target):
+        remove_abandoned(target)
+        staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+        try:
+            yield staging
+            staging.rename(target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def _parents(target: Path) -> Iterator[None]:
+    """The folders above ``target`` exist for the block; those it had to create are removed
+    again when the block fails, so a failed command leaves no empty folders behind."""
+    made = [p for p in reversed(target.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(target)
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     try:
-        yield staging
-        staging.rename(target)
+        yield
     except BaseException:
-        staging.unlink(missing_ok=True)
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
 
 

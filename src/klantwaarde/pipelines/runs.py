@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from klantwaarde.config import Config, load_config
 from klantwaarde.errors import InputError
+from klantwaarde.outputs import Kind, Place, check_places, mlflow_store, scores_store
 from klantwaarde.pipelines.fires import as_of_of, fire_days, latest_fire
 from klantwaarde.pipelines.spec import Pipeline
 from klantwaarde.pipelines.steps import Context, Step, run_step
@@ -108,6 +109,7 @@ def locked(pipeline: Pipeline) -> Iterator[None]:
 def run_pipeline(pipeline: Pipeline, as_of: dt.date, step: Step = lambda _: None) -> Record:
     """Run every step of ``pipeline`` for ``as_of`` under its lock and record the month."""
     cfg = load_config(pipeline.spec.config)
+    check_places(places(pipeline, as_of, cfg), "run", pipeline.spec.source)
     with locked(pipeline):
         return _run(pipeline, as_of, cfg, _source(pipeline, cfg, step), step)
 
@@ -119,12 +121,30 @@ def catch_up(pipeline: Pipeline, now: dt.datetime, step: Step = lambda _: None,
     cfg = load_config(pipeline.spec.config)
     with locked(pipeline):
         months = due(pipeline, now)
+        for as_of in months:
+            check_places(places(pipeline, as_of, cfg), "schedule", pipeline.spec.source)
         source = _source(pipeline, cfg, step) if months else None
         records = []
         for as_of in months:
             records.append(_run(pipeline, as_of, cfg, source, step))
             done(records[-1])
     return records
+
+
+def places(pipeline: Pipeline, as_of: dt.date, cfg: Config) -> list[Place]:
+    """Every place the steps of ``pipeline`` write for the month ``as_of``."""
+    from klantwaarde.lists import INDEX
+
+    found = [Place(pipeline.spec.runs, f"runs of {pipeline.file}", Kind.FOLDER)]
+    for spec in pipeline.spec.steps:
+        if spec.step == "lists":
+            found.append(Place(spec.folder(as_of), f"lists.out of {pipeline.file}",
+                               Kind.NEW_FOLDER, replaces=INDEX))
+        else:
+            found += mlflow_store(cfg.models.store)
+        if spec.step == "score":
+            found += scores_store(cfg.scoring.store, cfg.scoring.parquet)
+    return list(dict.fromkeys(found))
 
 
 def _source(pipeline: Pipeline, cfg: Config, step: Step) -> Source | None:
