@@ -164,9 +164,9 @@ def test_csv_and_duckdb_sources_give_the_same_features(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-9)
 
 
-def test_an_as_of_without_active_customers_is_a_clear_error(base: Path, tmp_path: Path) -> None:
+def test_an_as_of_before_the_data_is_a_clear_error(base: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.parquet"
-    result = run_cli("features", "--source", str(base), "--as-of", "2030-01-31", "--out", str(out))
+    result = run_cli("features", "--source", str(base), "--as-of", "2010-01-31", "--out", str(out))
     assert result.returncode == 2
     assert "no customer has an order line" in result.stderr and "Fix:" in result.stderr
     assert list(tmp_path.iterdir()) == []

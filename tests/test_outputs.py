@@ -154,5 +154,6 @@ def test_a_pipeline_whose_lists_folder_is_taken_runs_nothing(base: Path, tmp_pat
         "source": str(base), "runs": str(tmp_path / "runs"),
         "steps": [{"step": "score"}, {"step": "lists", "out": str(tmp_path / "lists/{as_of}")}]}))
     said = _refused(run_cli("run", str(pipeline), "--as-of", AS_OF, cwd=tmp_path))
-    assert f"lists.out of {pipeline} {tmp_path / 'lists' / AS_OF} holds files" in said
+    assert (f"lists.out of {pipeline} {tmp_path / 'lists' / AS_OF} holds files that "
+            "klantwaarde lists did not write") in said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lists", "monthly.yaml"]

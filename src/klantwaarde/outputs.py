@@ -34,6 +34,7 @@ class Place:
     what: str
     kind: Kind
     replaces: str | None = None  # NEW_FOLDER: the file that marks the command's own output
+    owner: str | None = None  # the command that writes it, where it is not the one run
 
 
 def check_places(places: Iterable[Place], command: str, source: str | None = None) -> None:
@@ -90,7 +91,8 @@ def _free(place: Place, command: str) -> None:
         if place.replaces is not None and (path / place.replaces).is_file():
             return
         if place.replaces is not None:
-            raise InputError(f"{place.what} {path} holds files that klantwaarde {command} did "
+            raise InputError(f"{place.what} {path} holds files that klantwaarde "
+                             f"{place.owner or command} did "
                              f"not write (no {place.replaces}); it replaces only its own earlier "
                              "output. Choose another folder or remove this one.")
         raise InputError(f"{place.what} {path} already exists and is not an empty folder; "

@@ -139,7 +139,7 @@ def places(pipeline: Pipeline, as_of: dt.date, cfg: Config) -> list[Place]:
     for spec in pipeline.spec.steps:
         if spec.step == "lists":
             found.append(Place(spec.folder(as_of), f"lists.out of {pipeline.file}",
-                               Kind.NEW_FOLDER, replaces=INDEX))
+                               Kind.NEW_FOLDER, replaces=INDEX, owner="lists"))
         else:
             found += mlflow_store(cfg.models.store)
         if spec.step == "score":
