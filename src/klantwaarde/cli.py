@@ -9,18 +9,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from klantwaarde import __version__
 from klantwaarde.config import Config, load_config
@@ -33,10 +35,57 @@ if TYPE_CHECKING:
     from klantwaarde.simulation import SimulationResult
     from klantwaarde.sources import Source
 
-app = typer.Typer(
+
+class _FlagsTakeNoValue:
+    """Help that shows no value after a flag such as --help (typer shows ``<bool>``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+        return params
+
+
+class _Group(_FlagsTakeNoValue, TyperGroup):
+    pass
+
+
+class _Command(_FlagsTakeNoValue, TyperCommand):
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """The usage line with arguments named plainly (typer writes a required one as
+        ``{name}``)."""
+        pieces = [self.options_metavar or ""]
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or param.name
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class _App(typer.Typer):
+    """A typer app whose commands are :class:`_Command`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        return super().command(*args, cls=_Command, **kwargs)
+
+
+# Markdown: typer re-flows every paragraph of a help text to the terminal's width and keeps a
+# fenced block (the examples) as written.
+app = _App(
     name="klantwaarde",
     help="Customer-value management: profitability, churn risk, future margin and cross-sell "
-    "potential per customer, and monthly lists for account managers.",
+    "potential per customer, and monthly lists for account managers.\n\n"
+    "Every command takes --config PATH, before or after its name. Dates are YYYY-MM-DD.\n\n"
+    "Example: the whole product on a simulated base, then two of its commands again\n\n"
+    "```sh\n"
+    "klantwaarde demo --out demo\n"
+    "klantwaarde validate --source demo/source\n"
+    "klantwaarde --config demo/config score --source demo/source \\\n"
+    "    --as-of 2025-12-31\n"
+    "```",
+    cls=_Group,
+    rich_markup_mode="markdown",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -45,24 +94,46 @@ app = typer.Typer(
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+
+def _day(value: str) -> dt.datetime:
+    """A date option's value (YYYY-MM-DD) as midnight of that day; a usage error (exit 2) that
+    shows the format otherwise."""
+    reason = ""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError as exc:
+            reason = f" ({exc})"
+    raise typer.BadParameter(f"{value} is not a date{reason}; use YYYY-MM-DD, e.g. 2025-12-31.")
+
+
+def _date_option(name: str, help: str) -> Any:
+    return typer.Option(name, metavar="DATE", parser=_day, help=help)
+
+
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="Folder of YAML configuration files (or one such file); "
-                 "keys it leaves out keep the shipped defaults."),
+    typer.Option("--config", metavar="PATH", help="Folder of YAML configuration files (or one "
+                 "such file); keys it leaves out keep the shipped defaults."),
 ]
 SourceOption = Annotated[
     str,
-    typer.Option("--source", help="Folder of CSV/Parquet files, a .duckdb file or an Ibis URL."),
+    typer.Option("--source", metavar="SRC", help="Folder of CSV/Parquet files, a .duckdb file or "
+                 "an Ibis URL."),
 ]
-AsOfOption = Annotated[
-    dt.datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD.")
-]
+AsOfOption = Annotated[dt.datetime, _date_option("--as-of", "Snapshot date, YYYY-MM-DD.")]
 
 
 class Target(StrEnum):
     churn = "churn"
     margin = "margin"
     upgrade = "upgrade"
+
+
+def _choices(enum: type[StrEnum]) -> str:
+    """``a, b or c``: the values of ``enum`` for a help text."""
+    *most, last = [e.value for e in enum]
+    return f"{', '.join(most)} or {last}"
 
 
 def _version(value: bool) -> None:
@@ -100,6 +171,13 @@ def validate(ctx: typer.Context, source: SourceOption, config: ConfigOption = No
     """Check a source against the data contract; print per-table figures or the errors.
 
     Exit code 2 when the data is invalid. Nothing is written anywhere.
+
+    Example:
+
+    ```sh
+    klantwaarde validate --source data/export/
+    klantwaarde validate --source data/export.duckdb
+    ```
     """
     from klantwaarde.render import print_validation
     from klantwaarde.sources import open_source
@@ -123,20 +201,29 @@ class OutputFormat(StrEnum):
 @app.command()
 def simulate(
     ctx: typer.Context,
-    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")],
-    months: Annotated[int, typer.Option(min=1, max=600, help="Number of months of history.")],
-    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same arguments and seed "
-                                      "give the same data.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="New folder to write the tables to.")],
+    customers: Annotated[int, typer.Option(min=1, metavar="N", help="Number of customers.")],
+    months: Annotated[int, typer.Option(min=1, max=600, metavar="N",
+                                        help="Number of months of history.")],
+    seed: Annotated[int, typer.Option(min=0, metavar="N", help="Random seed: the same arguments "
+                                      "and seed give the same data.")],
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                          help="New folder to write the tables to.")],
     fmt: Annotated[OutputFormat, typer.Option(
-        "--format", help="File format of the tables (truth/ is always Parquet).")
+        "--format", metavar="FORMAT", help=f"File format of the tables: {_choices(OutputFormat)} "
+        "(truth/ is always Parquet).")
     ] = OutputFormat.parquet,
-    start: Annotated[dt.datetime | None, typer.Option(
-        formats=["%Y-%m-%d"], help="First simulated month, YYYY-MM-DD (default from "
-        "simulate.yaml).")] = None,
+    start: Annotated[dt.datetime | None, _date_option(
+        "--start", "First simulated month, YYYY-MM-DD (default from simulate.yaml).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Write a simulated B2B customer base with known ground truth (truth/ holds the truth)."""
+    """Write a simulated B2B customer base with known ground truth (truth/ holds the truth).
+
+    Example:
+
+    ```sh
+    klantwaarde simulate --customers 5000 --months 36 --seed 1 --out data/sim
+    ```
+    """
     from klantwaarde.simulation import simulate as run_simulation
 
     cfg = _config(ctx, config)
@@ -157,10 +244,18 @@ def _print_simulation(result: SimulationResult) -> None:
 
 @app.command()
 def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
-                  out_dir: Annotated[Path, typer.Option("--out", help="New folder for the "
-                                                        "tables and charts.")],
+                  out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="New folder "
+                                                        "for the tables and charts.")],
                   config: ConfigOption = None) -> None:
-    """Net margin per customer after cost-to-serve, the pyramid and the whale curve."""
+    """Net margin per customer after cost-to-serve, the pyramid and the whale curve.
+
+    Example:
+
+    ```sh
+    klantwaarde profitability --source data/sim --as-of 2025-12-31 \\
+        --out reports/2025-12
+    ```
+    """
     from klantwaarde.profitability_report import build_report, write_report
     from klantwaarde.render import print_profitability
 
@@ -227,12 +322,23 @@ def _contract_report() -> Iterator[None]:
 
 @app.command()
 def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
-             out_file: Annotated[Path, typer.Option("--out", help="New Parquet file to write.")],
+             out_file: Annotated[Path, typer.Option("--out", metavar="FILE",
+                                                    help="New Parquet file to write.")],
              snapshots: Annotated[int, typer.Option(
-                 min=1, max=120, help="Also the monthly snapshots before --as-of: this many "
-                 "in all.")] = 1,
+                 min=1, max=120, metavar="N", help="Also the monthly snapshots before --as-of: "
+                 "this many in all.")] = 1,
              config: ConfigOption = None) -> None:
-    """Point-in-time features of every active customer at --as-of: one row per customer."""
+    """Point-in-time features of every active customer at --as-of: one row per customer.
+
+    Example:
+
+    ```sh
+    klantwaarde features --source data/sim --as-of 2025-12-31 \\
+        --out features/2025-12.parquet
+    klantwaarde features --source data/sim --as-of 2025-12-31 --snapshots 12 \\
+        --out features/2025.parquet
+    ```
+    """
     from klantwaarde.features import features_at
     from klantwaarde.features.output import write_features
 
@@ -266,8 +372,15 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
           config: ConfigOption = None) -> None:
     """Train and compare the churn, margin and upgrade models; register the best in MLflow.
 
-    Uses the monthly snapshots whose labels are complete by --as-of; the newest validate.
-    MLFLOW_TRACKING_URI points at a server; without it runs go to models/ (see models.yaml).
+    The data are the monthly snapshots whose labels are complete by --as-of: the newest of them
+    validate the candidates, the ones before them train. Runs and models go to the MLflow server
+    that MLFLOW_TRACKING_URI names, or else to models/ (see models.yaml).
+
+    Example:
+
+    ```sh
+    klantwaarde train --source data/sim --as-of 2025-12-31
+    ```
     """
     from klantwaarde.render import print_training
     from klantwaarde.training.train import train as run_training
@@ -283,11 +396,21 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
 
 @app.command()
-def promote(ctx: typer.Context, target: Annotated[Target, typer.Option(help="Which model.")],
-            version: Annotated[int | None, typer.Option(help="Model version (default: the "
-                                                           "challenger).")] = None,
+def promote(ctx: typer.Context,
+            target: Annotated[Target, typer.Option(
+                metavar="TARGET", help=f"Which model: {_choices(Target)}.")],
+            version: Annotated[int | None, typer.Option(
+                metavar="N", help="Model version (default: the challenger).")] = None,
             config: ConfigOption = None) -> None:
-    """Move the champion alias of a registered model to a version (default: the challenger)."""
+    """Move the champion alias of a registered model to a version (default: the challenger).
+
+    Example:
+
+    ```sh
+    klantwaarde promote --target churn
+    klantwaarde promote --target margin --version 3
+    ```
+    """
     from klantwaarde.training import registry
 
     cfg = _config(ctx, config)
@@ -304,6 +427,12 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
     Writes the month to the scores table (scoring.yaml; re-running a month replaces it) and
     logs the run, with drift against the training data, to MLflow.
+
+    Example:
+
+    ```sh
+    klantwaarde score --source data/sim --as-of 2025-12-31
+    ```
     """
     from klantwaarde.render import print_scoring
     from klantwaarde.scoring.score import score as run_scoring
@@ -321,12 +450,19 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
 @app.command()
 def lists(ctx: typer.Context, as_of: AsOfOption,
-          out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+          out_dir: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                                help="New or empty folder for the lists.")],
           config: ConfigOption = None) -> None:
     """At-risk, cross-sell and loss-account lists per account manager (XLSX and CSV).
 
     Reads the month --as-of from the scores table (klantwaarde score writes it); --out must be
     a new or empty folder.
+
+    Example:
+
+    ```sh
+    klantwaarde lists --as-of 2025-12-31 --out lists/2025-12
+    ```
     """
     from klantwaarde.lists import build_lists, write_lists
     from klantwaarde.render import print_lists
@@ -345,6 +481,12 @@ def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
     Realised churn ROC-AUC, lift and capture of the at-risk list, margin error, calibration,
     cross-sell conversions, retention and the pyramid migration; logged to MLflow.
+
+    Example:
+
+    ```sh
+    klantwaarde evaluate --source data/sim --as-of 2026-06-30
+    ```
     """
     from klantwaarde.render import print_evaluation
     from klantwaarde.scoring.evaluate import evaluate as run_evaluation
@@ -361,12 +503,19 @@ def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
 @app.command()
 def report(ctx: typer.Context, as_of: AsOfOption,
-           out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+           out_file: Annotated[Path, typer.Option("--out", metavar="FILE",
+                                                  help="HTML file to write.")],
            config: ConfigOption = None) -> None:
     """One-page management report (self-contained HTML) of the scored month --as-of.
 
     Profitability, whale curve, pyramid, qualification, loss drivers, the champions'
     performance, last period's evaluation and the list sizes per account manager.
+
+    Example:
+
+    ```sh
+    klantwaarde report --as-of 2025-12-31 --out report-2025-12.html
+    ```
     """
     from klantwaarde.report import build_page
 
@@ -383,8 +532,8 @@ def report(ctx: typer.Context, as_of: AsOfOption,
 
 PipelineSourceOption = Annotated[
     str | None,
-    typer.Option("--source", help="Source for the steps instead of the pipeline's own: a folder "
-                 "of CSV/Parquet files, a .duckdb file or an Ibis URL."),
+    typer.Option("--source", metavar="SRC", help="Source for the steps instead of the "
+                 "pipeline's own: a folder of CSV/Parquet files, a .duckdb file or an Ibis URL."),
 ]
 
 
@@ -402,17 +551,25 @@ def _quiet() -> Iterator[None]:
 
 @app.command()
 def run(ctx: typer.Context,
-        pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
-        as_of: Annotated[dt.datetime | None, typer.Option(
-            "--as-of", formats=["%Y-%m-%d"], help="Snapshot date, YYYY-MM-DD (default: the day "
-            "before the latest fire of the pipeline's schedule).")] = None,
+        pipeline: Annotated[Path, typer.Argument(metavar="PIPELINE",
+                                                 help="Pipeline YAML file.")],
+        as_of: Annotated[dt.datetime | None, _date_option(
+            "--as-of", "Snapshot date, YYYY-MM-DD (default: the day before the latest fire of "
+            "the pipeline's schedule).")] = None,
         source: PipelineSourceOption = None,
         config: ConfigOption = None) -> None:
-    """Run a declared pipeline for one month (e.g. pipelines/monthly_scoring.yaml).
+    """Run a declared pipeline for one month.
 
     Runs its steps in order and records the month in the pipeline's runs folder; running a
     month again replaces its outputs. Exit code 2 while another run or scheduler of the same
     pipeline is busy.
+
+    Example:
+
+    ```sh
+    klantwaarde run pipelines/monthly_scoring.yaml --as-of 2025-12-31
+    klantwaarde run pipelines/training.yaml
+    ```
     """
     from klantwaarde.pipelines import as_of_of, latest_fire, load_pipeline, run_pipeline
     from klantwaarde.render import print_derived_as_of, print_run
@@ -440,7 +597,7 @@ def run(ctx: typer.Context,
 def schedule(
     ctx: typer.Context,
     pipelines: Annotated[list[Path] | None, typer.Option(
-        "--pipeline", help="Pipeline file with a schedule; repeat for more "
+        "--pipeline", metavar="FILE", help="Pipeline file with a schedule; repeat for more "
         "(default: pipelines/monthly_scoring.yaml).")] = None,
     once: Annotated[bool, typer.Option(
         "--once", help="Catch up the months due and exit (for cron or a Kubernetes "
@@ -453,6 +610,14 @@ def schedule(
     Each fire stands for the day before its date. On start every month due since the newest
     recorded one (or the schedule's start) runs, oldest first; a failing month stays due and
     is tried again at the next fire. Ctrl-C stops.
+
+    Example:
+
+    ```sh
+    klantwaarde schedule --once
+    klantwaarde schedule --pipeline pipelines/monthly_scoring.yaml \\
+        --pipeline pipelines/training.yaml
+    ```
     """
     from klantwaarde.pipelines import load_pipeline
     from klantwaarde.pipelines.scheduler import serve
@@ -522,13 +687,23 @@ def _catch_up(pipeline: Pipeline) -> None:
 def demo(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option(
-        "--out", help="The demo's own folder; each run replaces what an earlier demo wrote there.")
+        "--out", metavar="DIR", help="The demo's own folder: new, empty or an earlier demo's, "
+        "which each run replaces.")
     ] = Path("demo"),
-    customers: Annotated[int, typer.Option(min=100, help="Customers to simulate.")] = 3000,
+    customers: Annotated[int, typer.Option(min=100, metavar="N",
+                                           help="Customers to simulate.")] = 3000,
     config: ConfigOption = None,
 ) -> None:
     """Simulate a customer base and run the whole product on it: validate, profitability,
-    train and promote, score the last month and write its lists, all under --out."""
+    train and promote, score the last month, its lists and the report, all under --out.
+
+    Example:
+
+    ```sh
+    klantwaarde demo --out demo
+    klantwaarde demo --out /tmp/demo --customers 10000
+    ```
+    """
     import time
 
     from klantwaarde.demo import MARK, run_demo

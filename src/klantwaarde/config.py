@@ -12,7 +12,7 @@ import difflib
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,6 +33,20 @@ class SourceConfig(Section):
     decimal_separator: Literal["auto", ".", ","]
 
 
+class Invalid(ValueError):
+    """A validator's finding about one value inside the validated one: ``key`` is the path from
+    the validated value to it (keys and list positions), so that the error names it."""
+
+    def __init__(self, key: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _unknown(what: str, word: str, where: str, options: Any) -> str:
+    """``unknown WHAT; WHERE has a, b. Did you mean 'a'?``"""
+    return f"unknown {what}; {where} has {', '.join(options)}." + did_you_mean(word, options)
+
+
 class ContractConfig(Section):
     """Settings of the data-contract checks."""
 
@@ -44,8 +58,9 @@ class ContractConfig(Section):
 def _shares(value: dict[str, float]) -> dict[str, float]:
     if any(v < 0 for v in value.values()) or not math.isclose(sum(value.values()), 1.0,
                                                               abs_tol=1e-6):
-        raise ValueError(f"shares must be non-negative and add up to 1 (they add up to "
-                         f"{sum(value.values()):g})")
+        given = ", ".join(f"{k} {v:g}" for k, v in value.items())
+        raise ValueError(f"shares must be non-negative and add up to 1; {given} add up to "
+                         f"{sum(value.values()):g}")
     return value
 
 
@@ -67,6 +82,14 @@ class DiscountBand(Section):
     discount: Share
 
 
+def _bands_ascend(bands: tuple[DiscountBand, ...]) -> tuple[DiscountBand, ...]:
+    starts = [b.min_turnover for b in bands]
+    if starts[0] != 0 or starts != sorted(set(starts)):
+        raise ValueError("the bands must start at min_turnover 0 and ascend (they start at "
+                         f"{', '.join(f'{s:g}' for s in starts)})")
+    return bands
+
+
 class CostsConfig(Section):
     """Activity-based cost rates (EUR) and the discount each turnover band warrants."""
 
@@ -80,16 +103,10 @@ class CostsConfig(Section):
     per_complaint: NonNegative
     late_payment_interest_per_year: NonNegative
     default_gross_margin: Share
-    discount_bands: tuple[DiscountBand, ...] = Field(min_length=1)
+    discount_bands: Annotated[tuple[DiscountBand, ...], Field(min_length=1),
+                              AfterValidator(_bands_ascend)]
     visit_kinds: tuple[str, ...]
     call_kinds: tuple[str, ...]
-
-    @model_validator(mode="after")
-    def _bands_ascend(self) -> CostsConfig:
-        starts = [b.min_turnover for b in self.discount_bands]
-        if starts[0] != 0 or starts != sorted(set(starts)):
-            raise ValueError("discount_bands must start at min_turnover 0 and ascend")
-        return self
 
 
 class PopulationParams(Section):
@@ -134,14 +151,15 @@ class PaymentClass(Section):
     mean_days_late: NonNegative
 
 
+def _class_shares(classes: dict[str, PaymentClass]) -> dict[str, PaymentClass]:
+    _shares({name: c.share for name, c in classes.items()})
+    return classes
+
+
 class PaymentParams(Section):
     terms_days: int = Field(ge=0)
-    classes: dict[str, PaymentClass] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _class_shares(self) -> PaymentParams:
-        _shares({name: c.share for name, c in self.classes.items()})
-        return self
+    classes: Annotated[dict[str, PaymentClass], Field(min_length=1),
+                       AfterValidator(_class_shares)]
 
 
 class ContactParams(Section):
@@ -201,21 +219,27 @@ class SimulateConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulateConfig:
-        classes = set(self.population.size_classes)
+        classes = list(self.population.size_classes)
         for name in ("visits_per_year", "calls_per_year", "tolerated_months"):
-            given = set(getattr(self.contact, name))
-            if given != classes:
-                raise ValueError(f"contact.{name} must name the size classes "
-                                 f"{sorted(classes)}, not {sorted(given)}")
-        categories = set(self.catalog.category_margins)
+            given = getattr(self.contact, name)
+            for key in given:
+                if key not in classes:
+                    raise Invalid(("contact", name, key), _unknown(
+                        "size class", key, "population.size_classes", classes))
+            lacking = [c for c in classes if c not in given]
+            if lacking:
+                raise Invalid(("contact", name), f"lacks the size class(es) "
+                              f"{', '.join(lacking)} of population.size_classes")
+        categories = list(self.catalog.category_margins)
+        industries = list(self.population.industries)
         for industry, affinity in self.cross_sell.affinity.items():
-            if industry not in self.population.industries:
-                raise ValueError(f"cross_sell.affinity names industry '{industry}', which "
-                                 "population.industries lacks")
-            unknown = set(affinity) - categories
-            if unknown:
-                raise ValueError(f"cross_sell.affinity.{industry} names categories "
-                                 f"{sorted(unknown)} that catalog.category_margins lacks")
+            if industry not in industries:
+                raise Invalid(("cross_sell", "affinity", industry), _unknown(
+                    "industry", industry, "population.industries", industries))
+            for category in affinity:
+                if category not in categories:
+                    raise Invalid(("cross_sell", "affinity", industry, category), _unknown(
+                        "category", category, "catalog.category_margins", categories))
         return self
 
 
@@ -224,23 +248,39 @@ class PyramidTier(Section):
     revenue_share: Annotated[float, Field(gt=0, le=1)]
 
 
+def _pyramid(tiers: tuple[PyramidTier, ...]) -> tuple[PyramidTier, ...]:
+    """Unique tier names other than ``inactive``, and bounds that ascend to 1."""
+    for i, tier in enumerate(tiers):
+        if tier.tier == "inactive":
+            raise Invalid((i, "tier"), "'inactive' is the tier of the customers without "
+                          "revenue; give this tier another name")
+        if tier.tier in [t.tier for t in tiers[:i]]:
+            raise Invalid((i, "tier"), f"'{tier.tier}' names an earlier tier too; tier names "
+                          "must be unique")
+        if i and tier.revenue_share <= tiers[i - 1].revenue_share:
+            raise Invalid((i, "revenue_share"), f"{tier.revenue_share:g} does not exceed the "
+                          f"bound of the tier before ({tiers[i - 1].revenue_share:g}); the "
+                          "bounds must ascend")
+    if tiers[-1].revenue_share != 1:
+        raise Invalid((len(tiers) - 1, "revenue_share"), "the last tier's bound must be 1 (all "
+                      f"revenue), not {tiers[-1].revenue_share:g}")
+    return tiers
+
+
 class ProfitabilityConfig(Section):
     """The window of the figures, the customer pyramid and the significance criterion."""
 
     window_months: int = Field(gt=0, le=120)
-    pyramid: tuple[PyramidTier, ...] = Field(min_length=1)
+    pyramid: Annotated[tuple[PyramidTier, ...], Field(min_length=1), AfterValidator(_pyramid)]
     significant_tiers: tuple[str, ...]
 
     @model_validator(mode="after")
-    def _tiers(self) -> ProfitabilityConfig:
-        bounds = [t.revenue_share for t in self.pyramid]
-        if bounds != sorted(set(bounds)) or bounds[-1] != 1:
-            raise ValueError("pyramid revenue_share bounds must ascend and end at 1")
+    def _significant(self) -> ProfitabilityConfig:
         names = [t.tier for t in self.pyramid]
-        unknown = set(self.significant_tiers) - set(names)
-        if unknown or len(set(names)) != len(names) or "inactive" in names:
-            raise ValueError(f"tiers must be unique and not 'inactive'; significant_tiers must "
-                             f"name tiers of the pyramid ({', '.join(names)})")
+        for i, name in enumerate(self.significant_tiers):
+            if name not in names:
+                raise Invalid(("significant_tiers", i),
+                              _unknown("tier", name, "the pyramid", names))
         return self
 
 
@@ -425,21 +465,92 @@ def read_yaml(file: Path) -> dict[str, Any]:
 
 
 def _explain(exc: ValidationError, file: Path, model: type[Section]) -> str:
-    allowed = list(model.model_fields)
+    """Every error of ``exc`` on a line of its own: the dotted key, what is wrong, and for an
+    unknown key or value the ones allowed there and the closest."""
+    errors = [(_located(err), err) for err in exc.errors()]
+    errors = [(loc, err) for loc, err in errors if err["type"] != "too_short"
+              or not any(other[:len(loc)] == loc != other for other, _ in errors)]
+    missing = [loc for loc, err in errors if err["type"] == "missing"]
     lines = [f"{file}: invalid configuration."]
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{key}'; allowed keys: {', '.join(allowed)}."
-                         + did_you_mean(key, allowed))
+    for loc, err in errors:
+        where = f"key '{_dotted(loc)}'" if loc else "the file"
+        if err["type"] == "extra_forbidden" or err["loc"][-1:] == ("[key]",):
+            allowed = _keys(_type_at(model, loc[:-1]))
+            siblings = [str(m[-1]) for m in missing if m[:-1] == loc[:-1]]
+            lines.append(f"  {where}: unknown key; allowed keys: {', '.join(allowed)}."
+                         + did_you_mean(str(loc[-1]), allowed, siblings))
         elif err["type"] == "missing":
-            lines.append(f"  missing key '{key}'.")
+            lines.append(f"  {where}: missing.")
+        elif err["type"] == "model_type":
+            keys = ", ".join(_keys(_type_at(model, loc)))
+            lines.append(f"  {where}: expected a mapping with the keys {keys}{_got(err)}.")
         else:
-            lines.append(f"  key '{key}': {err['msg']} (got {err.get('input')!r}).")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            hint = (did_you_mean(str(err["input"]), get_args(_type_at(model, loc)))
+                    if err["type"] == "literal_error" else "")
+            text = f"{message}{_got(err)}"
+            lines.append(f"  {where}: {text}{'' if text.endswith(('.', '?')) else '.'}{hint}")
     return "\n".join(lines)
 
 
-def did_you_mean(word: str, options: Any) -> str:
-    """`` Did you mean 'x'?`` for the closest of ``options``, or nothing."""
-    close = difflib.get_close_matches(word, list(options), n=1)
+def _located(err: Any) -> tuple[str | int, ...]:
+    """Where an error is: its loc, without pydantic's ``[key]`` marker of a dict key and with
+    the key an :class:`Invalid` names."""
+    loc = tuple(err["loc"])
+    if loc[-1:] == ("[key]",):
+        return loc[:-1]
+    error = err.get("ctx", {}).get("error")
+    return loc + error.key if isinstance(error, Invalid) else loc
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    """``pyramid[2].share`` for ``("pyramid", 2, "share")``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).removeprefix(".")
+
+
+def _got(err: Any) -> str:
+    """`` (got 'x')`` for a short input; nothing for a mapping (such as a whole file) and for a
+    validator's error, whose message names the values."""
+    shown = repr(err.get("input"))
+    if isinstance(err.get("input"), dict) or len(shown) > 60 or err["type"] == "value_error":
+        return ""
+    return f" (got {shown})"
+
+
+def _type_at(model: Any, loc: tuple[str | int, ...]) -> Any:
+    """The declared type of the value at ``loc`` below ``model``, without its constraints."""
+    kind = model
+    for part in loc:
+        kind = _bare(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part))
+            kind = field.annotation if field else None
+        elif get_origin(kind) is dict:
+            kind = get_args(kind)[1]
+        elif get_origin(kind) is tuple:
+            kind = get_args(kind)[0]
+        else:
+            return None
+    return _bare(kind)
+
+
+def _bare(kind: Any) -> Any:
+    """``kind`` without its ``Annotated`` constraints."""
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
+
+
+def _keys(kind: Any) -> list[str]:
+    """The keys a mapping of type ``kind`` may have: a section's fields, a dict's literal keys."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return list(kind.model_fields)
+    if get_origin(kind) is dict and get_origin(_bare(get_args(kind)[0])) is Literal:
+        return list(get_args(_bare(get_args(kind)[0])))
+    return []
+
+
+def did_you_mean(word: str, options: Any, likely: Any = ()) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``options``, or nothing. ``likely`` are options
+    that a loose resemblance suffices for, such as the missing keys next to an unknown one."""
+    close = (difflib.get_close_matches(word, list(likely), n=1, cutoff=0.3)
+             or difflib.get_close_matches(word, [str(o) for o in options], n=1))
     return f" Did you mean '{close[0]}'?" if close else ""

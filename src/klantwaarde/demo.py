@@ -86,6 +86,11 @@ def run_demo(folder: Path, customers: int, user_config: Path | None, step: Step
 
 def prepare_folder(folder: Path) -> Path:
     """The demo's folder, emptied of an earlier demo's output; any other folder is refused."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--out {folder}: {existing} is a file, and the demo writes a folder of "
+                         "its own; pass a folder that is new, empty or an earlier demo's (e.g. "
+                         "--out demo).")
     if folder.exists() and any(folder.iterdir()):
         if not (folder / MARK).exists():
             raise InputError(f"--out {folder} holds files that klantwaarde demo did not write; "
