@@ -71,7 +71,7 @@ def test_demo_into_a_file_exits_2_naming_it(workdir) -> None:
     (workdir / "notes.txt").write_text("mine\n")
     result = run_cli("demo", "--out", "notes.txt", cwd=workdir)
     assert result.returncode == 2
-    assert "--out notes.txt: notes.txt is a file" in result.stderr
+    assert "--out notes.txt is a file, not a folder" in result.stderr
     assert "Traceback" not in result.stderr and "NotADirectoryError" not in result.stderr
     assert [p.name for p in workdir.iterdir()] == ["notes.txt"]
     assert (workdir / "notes.txt").read_text() == "mine\n"

@@ -706,10 +706,9 @@ def demo(
     """
     import time
 
-    from klantwaarde.demo import MARK, run_demo
+    from klantwaarde.demo import run_demo
     from klantwaarde.render import print_demo
 
-    _check_places("demo", [Place(out_dir, "--out", Kind.NEW_FOLDER, replaces=MARK)])
     started = time.perf_counter()
     with _contract_report(), _quiet(), progress() as step:
         result = run_demo(out_dir, customers, config or ctx.obj, step)

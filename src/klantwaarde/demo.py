@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from klantwaarde.config import SECTIONS, load_config, merge, read_yaml
-from klantwaarde.errors import InputError
 from klantwaarde.lists import ListsResult, build_lists, write_lists
+from klantwaarde.outputs import Kind, Place, check_places
 from klantwaarde.profitability_report import ProfitabilityReport, build_report, write_report
 from klantwaarde.report import build_page
 from klantwaarde.scoring.score import ScoringResult, score
@@ -86,15 +86,8 @@ def run_demo(folder: Path, customers: int, user_config: Path | None, step: Step
 
 def prepare_folder(folder: Path) -> Path:
     """The demo's folder, emptied of an earlier demo's output; any other folder is refused."""
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    if not existing.is_dir():
-        raise InputError(f"--out {folder}: {existing} is a file, and the demo writes a folder of "
-                         "its own; pass a folder that is new, empty or an earlier demo's (e.g. "
-                         "--out demo).")
+    check_places([Place(folder, "--out", Kind.NEW_FOLDER, replaces=MARK)], "demo")
     if folder.exists() and any(folder.iterdir()):
-        if not (folder / MARK).exists():
-            raise InputError(f"--out {folder} holds files that klantwaarde demo did not write; "
-                             "choose another folder.")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARK).write_text("written by klantwaarde demo; replaced by the next run\n")
