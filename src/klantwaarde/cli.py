@@ -299,7 +299,7 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
     from klantwaarde.scoring.store import read_scores
 
     cfg = _config(ctx, config)
-    scores = read_scores(cfg.scoring.store, as_of.date())
+    scores = read_scores(cfg.scoring.parquet, as_of.date())
     print_lists(write_lists(build_lists(scores, cfg.lists), out_dir), as_of.date(), out)
 
 
