@@ -74,10 +74,10 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
     if then not in months:
         held = ", ".join(str(m) for m in months[-6:]) or "none"
         raise NoScoresError(
-            f"scores: the scores under {cfg.scoring.parquet} hold no scores at {then}, one label "
-            f"horizon ({cfg.labels.horizon_months} months) before {as_of} (months held: "
-            f"{held}). Evaluate an --as-of {cfg.labels.horizon_months} months after a scored "
-            "month.")
+            f"scores: the scores table (its Parquet copies under {cfg.scoring.parquet}) holds no "
+            f"scores at {then}, one label horizon ({cfg.labels.horizon_months} months) before "
+            f"{as_of} (months held: {held}). Evaluate an --as-of "
+            f"{cfg.labels.horizon_months} months after a scored month.")
     scores = read_scores(cfg.scoring.parquet, then)
     check_covers(source, as_of, "every scored customer would count as lost")
     step(f"computing what happened between {then} and {as_of}")

@@ -123,8 +123,9 @@ def read_scores(parquet: Path, as_of: dt.date) -> pd.DataFrame:
     if not path.is_file():
         held = ", ".join(str(m) for m in scored_months(parquet)[-6:]) or "none"
         raise InputError(
-            f"scores: the scores under {parquet} hold no scores at {as_of} (months held: "
-            f"{held}). Run klantwaarde score --source SRC --as-of {as_of} first.")
+            f"scores: the scores table (its Parquet copies under {parquet}) holds no scores "
+            f"at {as_of} (months held: {held}). Run klantwaarde score --source SRC --as-of "
+            f"{as_of} first.")
     table = pq.read_table(path)
     for field in SCHEMA:
         if field.name not in table.column_names:
