@@ -92,6 +92,8 @@ def test_a_reader_that_stays_fails_the_write_and_leaves_the_month_in_both(
         with pytest.raises(InputError) as error:
             write_scores(store, parquet, JUNE, _month(JUNE, 0.9), wait=1)
         assert time.monotonic() - started < 30
+        with pytest.raises(InputError):  # a new month: not even its folder is made
+            write_scores(store, parquet, JULY, _month(JULY, 0.9), wait=0)
     message = str(error.value)
     assert f"is open in process {pid}" in message and "after waiting 1 s" in message
     assert snapshot(store.parent) == before  # the table, the copy, and no staged file left

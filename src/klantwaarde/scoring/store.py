@@ -83,10 +83,10 @@ def write_scores(store: Path, parquet: Path, as_of: dt.date, scores: pa.Table,
         raise ValueError(f"every score row must have as_of {as_of}")
     store.parent.mkdir(parents=True, exist_ok=True)
     folder = parquet / f"as_of={as_of.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(folder / "scores.parquet")
     staging = folder / f".scores.parquet.partial-{os.getpid()}"
     with _connect(store, parquet, wait, step) as con:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(folder / "scores.parquet")
         try:
             pq.write_table(scores, staging)  # before the commit: only a rename is left after it
             con.execute(f"CREATE TABLE IF NOT EXISTS scores "
