@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import snapshot
+from holder import holding
 from klantwaarde import cli
 from klantwaarde.config import load_config
 from klantwaarde.errors import ConfigError
@@ -140,7 +141,7 @@ def test_overall_workbook_ranks_caps_and_formats(config: Path, tmp_path: Path) -
 
 
 def test_loss_accounts_are_never_at_risk(config: Path, tmp_path: Path) -> None:
-    lists = build_lists(read_scores(config.parent / "scores" / "scores.duckdb", AS_OF),
+    lists = build_lists(read_scores(config.parent / "scores" / "parquet", AS_OF),
                         load_config(config).lists)
     at_risk = set(lists.tables["at risk"].customer_id)
     losses = set(lists.tables["loss accounts"].customer_id)
@@ -206,7 +207,7 @@ def test_file_stems_are_safe_readable_and_unique(tmp_path: Path) -> None:
 
 def test_a_failure_leaves_no_folder(config: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    lists = build_lists(read_scores(config.parent / "scores" / "scores.duckdb", AS_OF),
+    lists = build_lists(read_scores(config.parent / "scores" / "parquet", AS_OF),
                         load_config(config).lists)
 
     def broken(*_: object) -> None:
@@ -248,3 +249,17 @@ def test_a_blank_unassigned_name_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "lists.yaml").write_text("unassigned: ' '\n")
     with pytest.raises(ConfigError, match="key 'unassigned'"):
         load_config(tmp_path)
+
+
+def test_lists_and_report_read_while_a_score_holds_the_table(config: Path,
+                                                             tmp_path: Path) -> None:
+    """They read the Parquet copies, so a score writing the DuckDB file never blocks them."""
+    (config / "models.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "models")}))
+    with holding(config.parent / "scores" / "scores.duckdb", "write"):
+        output = _lists(config, tmp_path / "out")
+        page = CliRunner().invoke(cli.app, ["report", "--as-of", "2025-06-30", "--out",
+                                            str(tmp_path / "report.html"), "--config",
+                                            str(config)])
+    assert "all_managers.xlsx" in output
+    assert page.exit_code == 0, page.output + repr(page.exception)
+    assert "loss account" in (tmp_path / "report.html").read_text(encoding="utf-8")

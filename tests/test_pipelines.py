@@ -342,7 +342,8 @@ def test_a_month_runs_and_runs_again_in_place(setup: dict[str, Path],
     twice = _scores(store, "2025-06-30")
     assert len(twice) == len(once) == twice.customer_id.nunique() > 1000
     pd.testing.assert_frame_equal(once, twice)
-    assert scored_months(store) == [dt.date(2024, 12, 31), dt.date(2025, 6, 30)]
+    assert scored_months(setup["root"] / "parquet") == [dt.date(2024, 12, 31),
+                                                        dt.date(2025, 6, 30)]
     assert not (lists / "left by the first run.txt").exists()  # replaced whole, not merged
     pd.testing.assert_frame_equal(index, pd.read_csv(lists / "index.csv"))
     assert sorted(p.name for p in lists.parent.iterdir()) == ["2024-12-31", "2025-06-30"]
@@ -387,7 +388,7 @@ def test_the_scheduler_catches_up_two_missed_months_in_order_once(caught_up: dic
     months = [dt.date(2025, 5, 31), dt.date(2025, 6, 30)]
     assert [r.as_of for r in records] == months and caught_up["told"] == records
     assert records[0].finished <= records[1].started  # one after the other, oldest first
-    assert scored_months(caught_up["root"] / "scores.duckdb") == months
+    assert scored_months(caught_up["root"] / "parquet") == months
     assert completed(pipeline) == months
     assert sorted(p.name for p in (caught_up["root"] / "lists").iterdir()) == [
         "2025-05-31", "2025-06-30"]

@@ -3,6 +3,7 @@ reasons, the scores table written atomically and idempotently, and the lists of 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -15,13 +16,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import SMALL_MODELS, run_cli, simulated_base
+from conftest import SMALL_MODELS, run_cli, simulated_base, snapshot
+from holder import holding
 from klantwaarde.cli import app
 from klantwaarde.features.catalog import BY_NAME, owns_feature
 from klantwaarde.scoring import drift
 from klantwaarde.scoring.reasons import top_reasons
 
 AS_OF = "2025-06-30"
+TRAIN_AS_OF = "2024-11-30"  # the champions saw outcomes up to here: a score after is out-of-time
 
 
 # ------------------------------------------------------------------------- reasons and drift
@@ -64,11 +67,12 @@ def test_population_stability_is_zero_on_the_same_data_and_large_on_a_shift() ->
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A simulated base, a config folder with its own stores, and promoted champions."""
+    """A simulated base, a config folder with its own stores, and champions promoted at
+    TRAIN_AS_OF."""
     root = tmp_path_factory.mktemp("scoring")
     base, config = simulated_base(root, root / "scores" / "scores.duckdb", automatic=True)
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "--source", str(base), "--as-of", AS_OF,
+    result = runner.invoke(app, ["train", "--source", str(base), "--as-of", TRAIN_AS_OF,
                                  "--config", str(config)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return {"root": root, "base": base, "config": config,
@@ -92,6 +96,7 @@ def test_scoring_twice_gives_the_same_rows_once(setup: dict[str, Path]) -> None:
     first = _score(setup)
     assert first.exit_code == 0, first.output + repr(first.exception)
     assert "Scored" in first.output and "churn v1" in first.output
+    assert "in-sample" not in first.output  # scored after the champions' training as_of
     once = _month(setup["store"])
     again = _score(setup)
     assert again.exit_code == 0, again.output
@@ -99,6 +104,7 @@ def test_scoring_twice_gives_the_same_rows_once(setup: dict[str, Path]) -> None:
     assert len(twice) == len(once) == twice.customer_id.nunique() > 1000
     pd.testing.assert_frame_equal(once, twice)
     assert (twice.churn_version == 1).all() and (twice.upgrade_version == 1).all()
+    assert not twice.in_sample.any()
     assert twice.churn_probability.between(0, 1).all()
     np.testing.assert_allclose(twice.margin_at_risk,
                                twice.churn_probability * twice.future_net_margin.clip(lower=0))
@@ -140,7 +146,7 @@ class Dying:
         if sql.startswith("INSERT"):
             os.kill(os.getpid(), signal.SIGKILL)
         return result
-old = store.read_scores(store.Path({str(setup["store"])!r}), dt.date(2025, 6, 30))
+old = store.read_scores(store.Path({str(setup["parquet"].parents[1])!r}), dt.date(2025, 6, 30))
 store.duckdb = type("m", (), {{"connect": staticmethod(lambda p: Dying(real(p)))}})
 new = pa.Table.from_pandas(old.assign(churn_probability=-1.0), preserve_index=False)
 store.write_scores(store.Path({str(setup["store"])!r}),
@@ -156,6 +162,29 @@ store.write_scores(store.Path({str(setup["store"])!r}),
     assert len(list(setup["parquet"].parent.glob(".scores.parquet.partial-*"))) == 1
     assert _score(setup).exit_code == 0
     assert [p.name for p in setup["parquet"].parent.iterdir()] == ["scores.parquet"]
+
+
+def test_a_notebook_holding_the_table_stops_scoring_before_it_computes(
+        setup: dict[str, Path]) -> None:
+    """A second process with scores.duckdb open read-only for the whole run: score refuses at
+    once, naming that process, and changes nothing."""
+    from mlflow import MlflowClient
+
+    if not setup["store"].exists():
+        assert _score(setup).exit_code == 0
+    client = MlflowClient(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("klantwaarde-scoring").experiment_id
+    runs = len(client.search_runs([experiment]))
+    before = snapshot(setup["store"].parent)
+    with holding(setup["store"]) as pid:
+        result = run_cli("score", "--source", str(setup["base"]), "--as-of", AS_OF,
+                         "--config", str(setup["config"]))
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"is open in process {pid} (" in message and "nothing was scored" in message
+    assert "read the Parquet copies under" in message and "Traceback" not in message
+    assert snapshot(setup["store"].parent) == before
+    assert len(client.search_runs([experiment])) == runs  # refused before the run began
 
 
 def test_lists_of_the_scored_month(setup: dict[str, Path], tmp_path: Path) -> None:
@@ -269,8 +298,6 @@ def test_a_bare_transaction_log_is_scored_end_to_end(setup: dict[str, Path],
 
 def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[str, Path],
                                                                   tmp_path: Path) -> None:
-    import datetime as dt
-
     from mlflow import MlflowClient
     from sklearn.metrics import roc_auc_score
 
@@ -293,10 +320,13 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     scored = runner.invoke(app, ["score", "--source", str(setup["base"]), "--as-of",
                                  "2024-12-31", "--config", str(config)])
     assert scored.exit_code == 0, scored.output + repr(scored.exception)
+    assert "in-sample" not in scored.output  # after the champions' training as_of
     result = runner.invoke(app, ["evaluate", "--source", str(setup["base"]), "--as-of", AS_OF,
                                  "--config", str(config)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "scored at 2024-12-31" in result.output and "Retention:" in result.output
+    said = " ".join(result.output.split())
+    assert "up to 2025-06-30: out-of-time." in said and "in-sample" not in said
 
     # the same figures, computed here from the scores table and the labels
     cfg = load_config(config)
@@ -310,7 +340,9 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     listed = joined[(joined.churn_probability >= 0.3) & (joined.category != "loss account")]
     client = MlflowClient(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("klantwaarde-scoring")
-    [run] = client.search_runs([experiment.experiment_id], "tags.kind = 'evaluation'")
+    [run] = client.search_runs([experiment.experiment_id], "tags.kind = 'evaluation' and "
+                               f"params.as_of = '{AS_OF}'")
+    assert run.data.tags["in_sample"] == "false"
     m = run.data.metrics
     assert m["churn_roc_auc"] == pytest.approx(roc_auc_score(churned, joined.churn_probability))
     assert m["churn_roc_auc"] > 0.6  # the champion ranks realised churn
@@ -339,6 +371,59 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     assert migration.to_numpy().sum() == len(scores)
     then = scores.tier.fillna("inactive").value_counts()
     assert migration.sum(axis=1)[then.index].tolist() == then.tolist()
+
+
+def test_a_month_the_champions_were_trained_on_is_flagged_and_evaluated_as_in_sample(
+        setup: dict[str, Path], tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from klantwaarde.config import load_config
+    from klantwaarde.scoring.evaluate import _in_sample
+    from klantwaarde.scoring.store import read_scores
+    from klantwaarde.training import registry
+
+    config = tmp_path / "config"
+    shutil.copytree(setup["config"], config)
+    store, parquet = tmp_path / "scores.duckdb", tmp_path / "parquet"
+    (config / "scoring.yaml").write_text(yaml.safe_dump({"store": str(store),
+                                                         "parquet": str(parquet)}))
+    runner = CliRunner()
+    scored = runner.invoke(app, ["score", "--source", str(setup["base"]), "--as-of",
+                                 TRAIN_AS_OF, "--config", str(config)])
+    assert scored.exit_code == 0, scored.output + repr(scored.exception)
+    said = " ".join(scored.output.split())
+    assert "churn champion version 1 was trained on data up to 2024-11-30;" in said
+    assert "scores at 2024-11-30 are in-sample" in said and "not out-of-time" in said
+    assert _month(store).in_sample.all()
+    assert read_scores(parquet, dt.date(2024, 11, 30)).in_sample.all()
+
+    result = runner.invoke(app, ["evaluate", "--source", str(setup["base"]), "--as-of",
+                                 "2025-05-31", "--config", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    said = " ".join(result.output.split())
+    assert "scored at 2024-11-30" in said and "out-of-time." not in said
+    assert "up to 2025-05-31: in-sample, not an out-of-time result" in said
+    assert "scores against outcomes (in-sample)" in said
+    assert "the scores at 2024-11-30 are in-sample (churn v1, margin v1, upgrade v1)" in said
+
+    client = MlflowClient(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("klantwaarde-scoring").experiment_id
+    [scoring] = client.search_runs([experiment], "tags.kind = 'scoring' and "
+                                   f"params.as_of = '{TRAIN_AS_OF}'")
+    assert scoring.data.tags["in_sample"] == "true"
+    [run] = client.search_runs([experiment], "tags.kind = 'evaluation' and "
+                               "params.as_of = '2025-05-31'")
+    assert run.data.tags["in_sample"] == "true"
+    metrics = run.data.metrics
+    assert "in_sample.churn_roc_auc" in metrics and "in_sample.retention_rate" in metrics
+    assert not any(k.startswith(("churn_", "retention")) for k in metrics)
+
+    # a month scored before the flag was recorded: the registry says whether it is in-sample
+    registry.connect(load_config(config).models)
+    unrecorded = pd.DataFrame({"in_sample": [None, None]})
+    versions = {"churn": 1, "margin": 1, "upgrade": 1}
+    assert _in_sample(unrecorded, versions, dt.date(2024, 11, 30))
+    assert not _in_sample(unrecorded, versions, dt.date(2024, 12, 31))
 
 
 def test_without_reasons_the_scores_are_the_same_and_the_reasons_empty(

@@ -436,10 +436,12 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     """
     from klantwaarde.render import print_scoring
     from klantwaarde.scoring.score import score as run_scoring
+    from klantwaarde.scoring.store import check_unlocked
 
     cfg = _config(ctx, config)
     _check_places("score", mlflow_store(cfg.models.store)
                   + scores_store(cfg.scoring.store, cfg.scoring.parquet), source)
+    check_unlocked(cfg.scoring.store, cfg.scoring.parquet)  # another process has it open
     with _quiet(), progress() as step:
         src = _valid_source(source, cfg, step, "score", as_of)
         result = run_scoring(src, as_of.date(), cfg, step)
@@ -470,7 +472,7 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
 
     cfg = _config(ctx, config)
     _check_places("lists", [Place(out_dir, "--out", Kind.NEW_FOLDER)])
-    scores = read_scores(cfg.scoring.store, as_of.date())
+    scores = read_scores(cfg.scoring.parquet, as_of.date())
     print_lists(write_lists(build_lists(scores, cfg.lists), out_dir), as_of.date(), out)
 
 

@@ -359,11 +359,13 @@ class ModelsConfig(Section):
 
 
 class ScoringConfig(Section):
-    """Where ``klantwaarde score`` writes, how it words its reasons, when it warns of drift, and
-    the retention goal ``klantwaarde evaluate`` holds the realised retention against."""
+    """Where ``klantwaarde score`` writes and how long it waits for a reader to close the
+    scores table, how it words its reasons, when it warns of drift, and the retention goal
+    ``klantwaarde evaluate`` holds the realised retention against."""
 
     store: Path
     parquet: Path
+    lock_wait_seconds: NonNegative
     language: Literal["en", "nl"]
     reasons: int = Field(ge=0, le=10)
     psi_warning: Positive

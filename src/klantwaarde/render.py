@@ -131,7 +131,8 @@ def print_training(result: TrainingResult, console: Console) -> None:
 def print_scoring(result: ScoringResult, psi_warning: float, console: Console) -> None:
     """What was scored with which versions, the score distribution and any drift."""
     versions = ", ".join(f"{t} v{v}" for t, v in result.versions.items())
-    console.print(f"Scored {result.customers:,} customers at {result.as_of} ({versions}); "
+    sample = " [yellow]in-sample[/yellow] (see the notice below)" if result.in_sample else ""
+    console.print(f"Scored {result.customers:,} customers at {result.as_of} ({versions}){sample}; "
                   f"written to {escape(str(result.store))}.")
     s = result.summary
     table = Table(title="scores", title_justify="left")
@@ -171,13 +172,16 @@ def print_evaluation(result: EvaluationResult, console: Console) -> None:
     pyramid migration."""
     m = result.metrics
     versions = ", ".join(f"{t} v{v}" for t, v in result.versions.items())
+    kind = "in-sample" if result.in_sample else "out-of-time"
     console.print(f"Evaluated {result.customers:,} customers scored at {result.scored_at} "
-                  f"({versions}) against what happened up to {result.as_of}.")
+                  f"({versions}) against what happened up to {result.as_of}: {kind}"
+                  + (", [yellow]not an out-of-time result[/yellow] (see the notice below)."
+                     if result.in_sample else "."))
 
     def show(value: float, fmt: str) -> str:
         return "-" if value != value else fmt.format(value)  # NaN: not measurable
 
-    table = Table("measure", "value", "what it says", title="scores against outcomes",
+    table = Table("measure", "value", "what it says", title=f"scores against outcomes ({kind})",
                   title_justify="left")
     for key, fmt, text in (
             ("churn_roc_auc", "{:.3f}", "ranking of realised churn (0.5 is random)"),

@@ -49,7 +49,7 @@ class Report:
 
 def build_page(as_of: dt.date, cfg: Config) -> Report:
     """The page for the scored month ``as_of``."""
-    scores = read_scores(cfg.scoring.store, as_of)
+    scores = read_scores(cfg.scoring.parquet, as_of)
     registry.connect(cfg.models, f"{cfg.models.experiment}-scoring")
     active = scores.assign(tier=scores.tier.fillna(INACTIVE))
     segments = summary(active, cfg.profitability)
@@ -140,10 +140,16 @@ def _evaluation(as_of: dt.date) -> dict[str, object]:
     if not runs:
         return {"scored_at": None, "rows": []}
     run = runs[0]
+    scored_at = run.data.params.get("scored_at")
+    prefix = ""
+    if run.data.tags.get("in_sample") == "true":  # its metrics are logged as in_sample.NAME
+        prefix = "in_sample."
+        scored_at = (f"{scored_at} (in-sample: a champion that made them was trained on data up "
+                     "to or after that month, so this is not an out-of-time result)")
     metrics = run.data.metrics
-    return {"scored_at": run.data.params.get("scored_at"),
-            "rows": [{"measure": k.replace("_", " "), "value": f.format(metrics[k])}
-                     for k, f in EVALUATION.items() if k in metrics]}
+    return {"scored_at": scored_at,
+            "rows": [{"measure": k.replace("_", " "), "value": f.format(metrics[prefix + k])}
+                     for k, f in EVALUATION.items() if prefix + k in metrics]}
 
 
 def _list_sizes(scores: pd.DataFrame, cfg: Config) -> list[dict[str, str]]:

@@ -65,7 +65,7 @@ def lists(spec: ListsStep, ctx: Context) -> Outcome:
     from klantwaarde.scoring.store import read_scores
 
     ctx.step(f"building the lists of {ctx.as_of}")
-    scores = read_scores(ctx.cfg.scoring.store, ctx.as_of)
+    scores = read_scores(ctx.cfg.scoring.parquet, ctx.as_of)
     result = write_lists(build_lists(scores, ctx.cfg.lists), spec.folder(ctx.as_of),
                          replace=True)
     counts = [sum(getattr(m, k) for m in result.managers)

@@ -3,10 +3,12 @@ features it is about to read."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow import MlflowClient
 
 from klantwaarde.errors import InputError
 from klantwaarde.training import registry
@@ -21,6 +23,7 @@ class Champion:
     version: registry.Version
     model: CustomerModel
     inputs: dict[str, str]  # the signature's input columns and their MLflow types
+    trained_as_of: dt.date | None  # the --as-of of its training: it saw outcomes up to it
 
 
 def load_champions() -> dict[TargetName, Champion]:
@@ -43,8 +46,19 @@ def load_champions() -> dict[TargetName, Champion]:
         schema = loaded.metadata.get_input_schema()
         inputs = {c.name: getattr(c.type, "name", str(c.type))
                   for c in (schema.inputs if schema else [])}
-        found[target] = Champion(version, loaded.unwrap_python_model(), inputs)
+        found[target] = Champion(version, loaded.unwrap_python_model(), inputs,
+                                 trained_as_of(version.run_id))
     return found
+
+
+def trained_as_of(run_id: str) -> dt.date | None:
+    """The --as-of of the training whose candidate run ``run_id`` logged a model: the parameter
+    ``as_of`` of its parent run; None for a model logged some other way."""
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    parent = run.data.tags.get("mlflow.parentRunId")
+    found = (client.get_run(parent) if parent else run).data.params.get("as_of")
+    return dt.date.fromisoformat(found) if found else None
 
 
 def check_inputs(champions: dict[TargetName, Champion], frame: pd.DataFrame,

@@ -14,6 +14,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from sklearn.metrics import roc_auc_score
 
 from klantwaarde.config import Config
@@ -23,6 +25,7 @@ from klantwaarde.lists import AT_RISK, CROSS_SELL, build_lists
 from klantwaarde.periods import months_before
 from klantwaarde.plots import calibration_png, gains_png
 from klantwaarde.profitability_report import build_report
+from klantwaarde.scoring.champions import trained_as_of
 from klantwaarde.scoring.store import read_scores, scored_months
 from klantwaarde.segments import INACTIVE
 from klantwaarde.sources import Source, one_thread
@@ -41,6 +44,13 @@ class NoScoresError(InputError):
     """The scores table has no month one label horizon before the evaluated as_of."""
 
 
+IN_SAMPLE = ("the scores at {then} are in-sample ({versions}): a champion that made them was "
+             "trained on data up to or after {then}, so these figures measure fit to the "
+             "training data, not out-of-time performance. They are logged with the prefix "
+             "in_sample. and the tag in_sample=true. Evaluate a month scored after the "
+             "champions' training --as-of for an out-of-time result.")
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     as_of: dt.date
@@ -52,6 +62,7 @@ class EvaluationResult:
     migration: pd.DataFrame  # customers per pyramid tier at scored_at (rows) and at as_of
     run_id: str
     notices: list[str]
+    in_sample: bool  # a model that made the scores was trained on data up to or after scored_at
 
 
 def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
@@ -59,14 +70,15 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
     """Compare the scores of ``as_of`` minus the horizon with the outcomes up to ``as_of``."""
     then = months_before(as_of, cfg.labels.horizon_months)
     step(f"reading the scores of {then}")
-    if then not in scored_months(cfg.scoring.store):
-        held = ", ".join(str(m) for m in scored_months(cfg.scoring.store)[-6:]) or "none"
+    months = scored_months(cfg.scoring.parquet)
+    if then not in months:
+        held = ", ".join(str(m) for m in months[-6:]) or "none"
         raise NoScoresError(
-            f"scores: the scores table {cfg.scoring.store} holds no scores at {then}, one label "
-            f"horizon ({cfg.labels.horizon_months} months) before {as_of} (months held: "
-            f"{held}). Evaluate an --as-of {cfg.labels.horizon_months} months after a scored "
-            "month.")
-    scores = read_scores(cfg.scoring.store, then)
+            f"scores: the scores table (its Parquet copies under {cfg.scoring.parquet}) holds no "
+            f"scores at {then}, one label horizon ({cfg.labels.horizon_months} months) before "
+            f"{as_of} (months held: {held}). Evaluate an --as-of "
+            f"{cfg.labels.horizon_months} months after a scored month.")
+    scores = read_scores(cfg.scoring.parquet, then)
     check_covers(source, as_of, "every scored customer would count as lost")
     step(f"computing what happened between {then} and {as_of}")
     with one_thread(source):
@@ -91,15 +103,40 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
     metrics |= _movement(migration)
     versions = {t: int(joined[f"{t}_version"].iloc[0]) for t in ("churn", "margin", "upgrade")}
     registry.connect(cfg.models, f"{cfg.models.experiment}-scoring")
+    in_sample = _in_sample(scores, versions, then)
+    if in_sample:
+        notices.append(IN_SAMPLE.format(then=then, versions=", ".join(
+            f"{t} v{v}" for t, v in versions.items())))
+    prefix = "in_sample." if in_sample else ""
     with mlflow.start_run(run_name=f"evaluate {as_of}") as run, \
             tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tag("kind", "evaluation")
+        mlflow.set_tag("in_sample", str(in_sample).lower())
         mlflow.log_params({"as_of": as_of.isoformat(), "scored_at": then.isoformat(),
                            **{f"{t}_version": v for t, v in versions.items()}})
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({prefix + k: v for k, v in metrics.items() if np.isfinite(v)})
         _artifacts(Path(tmp), calibration, migration, churned, joined.churn_probability)
     return EvaluationResult(as_of, then, len(joined), versions, metrics, calibration, migration,
-                            run.info.run_id, notices)
+                            run.info.run_id, notices, in_sample)
+
+
+def _in_sample(scores: pd.DataFrame, versions: dict[str, int], then: dt.date) -> bool:
+    """Whether a model that made the scores had seen what happened after ``then``: as the month
+    records it, or, for a month scored before it recorded that, by the training --as-of of its
+    versions in the registry."""
+    recorded = scores.in_sample.dropna()
+    if len(recorded):
+        return bool(recorded.any())
+    client = MlflowClient()
+    for target, version in versions.items():
+        try:
+            run_id = client.get_model_version(registry.NAMES[target], str(version)).run_id
+        except MlflowException:  # a version no longer in this registry
+            continue
+        trained = trained_as_of(run_id)
+        if trained is not None and then <= trained:
+            return True
+    return False
 
 
 def _metrics(joined: pd.DataFrame, scores: pd.DataFrame, cfg: Config) -> dict[str, float]:

@@ -23,7 +23,7 @@ from klantwaarde.profitability_report import build_report
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
 from klantwaarde.scoring.drift import stability
 from klantwaarde.scoring.reasons import top_reasons
-from klantwaarde.scoring.store import SCHEMA, write_scores
+from klantwaarde.scoring.store import SCHEMA, check_unlocked, write_scores
 from klantwaarde.sources import Source, one_thread
 from klantwaarde.training import registry
 from klantwaarde.training.model import model_input
@@ -44,14 +44,18 @@ class ScoringResult:
     store: Path
     run_id: str
     notices: list[str]
+    in_sample: bool  # a champion was trained on data up to or after as_of
 
 
 def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
           ) -> ScoringResult:
     """Score, explain, segment, write the month and log the run."""
+    check_unlocked(cfg.scoring.store, cfg.scoring.parquet)
     registry.connect(cfg.models, f"{cfg.models.experiment}-scoring")
     step("resolving the champion models")
     champions = load_champions()
+    in_sample_notice = _in_sample_notice(champions, as_of)
+    in_sample = in_sample_notice is not None
     check_covers(source, as_of, "every customer would be scored as if it had stopped ordering")
     step(f"building the features at {as_of}")
     with one_thread(source):
@@ -64,9 +68,10 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
                          "its dates).")
     check_inputs(champions, frame, fs.skipped)
     declared = {f.name: f for f in fs.features}
-    notices: list[str] = []
+    notices = [in_sample_notice] if in_sample_notice else []
     columns: dict[str, object] = {"as_of": [as_of] * len(frame),
-                                  "customer_id": frame.customer_id.to_numpy()}
+                                  "customer_id": frame.customer_id.to_numpy(),
+                                  "in_sample": [in_sample] * len(frame)}
     predictions = {}
     for target, champion in champions.items():
         step(f"{target}: scoring {len(frame):,} customers with version "
@@ -90,10 +95,26 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     versions = {t: c.version.version for t, c in champions.items()}
     summary = _summary(scores)
     with mlflow.start_run(run_name=f"score {as_of}") as run:
-        write_scores(cfg.scoring.store, cfg.scoring.parquet, as_of, table)
-        _log(as_of, versions, summary, drift, drifted, cfg)
+        write_scores(cfg.scoring.store, cfg.scoring.parquet, as_of, table,
+                     cfg.scoring.lock_wait_seconds, step)
+        _log(as_of, versions, summary, drift, drifted, in_sample, cfg)
     return ScoringResult(as_of, len(scores), versions, summary, drift, drifted,
-                         cfg.scoring.store, run.info.run_id, notices)
+                         cfg.scoring.store, run.info.run_id, notices, in_sample)
+
+
+def _in_sample_notice(champions: dict[str, Champion], as_of: dt.date) -> str | None:
+    """A notice when ``as_of`` is on or before the training --as-of of a champion: that model
+    saw what happened after as_of, so its scores there are in-sample; else None."""
+    seen = [f"{t} champion version {c.version.version} was trained on data up to "
+            f"{c.trained_as_of}" for t, c in champions.items()
+            if c.trained_as_of is not None and as_of <= c.trained_as_of]
+    if not seen:
+        return None
+    return (f"{'; '.join(seen)}; scores at {as_of} are in-sample: a champion saw what "
+            f"happened after {as_of}, so klantwaarde evaluate of this month measures fit to the "
+            "training data, not out-of-time performance. The month is flagged (column "
+            "in_sample, MLflow tag in_sample=true); score a month after the training --as-of "
+            "for out-of-time results.")
 
 
 def _reasons(target: str, champion: Champion, frame: pd.DataFrame, declared: dict,
@@ -161,8 +182,9 @@ def _summary(scores: pd.DataFrame) -> dict[str, float]:
 
 
 def _log(as_of: dt.date, versions: dict[str, int], summary: dict[str, float],
-         drift: dict[str, float], drifted: list[str], cfg: Config) -> None:
+         drift: dict[str, float], drifted: list[str], in_sample: bool, cfg: Config) -> None:
     mlflow.set_tag("kind", "scoring")
+    mlflow.set_tag("in_sample", str(in_sample).lower())
     mlflow.log_params({"as_of": as_of.isoformat(), "store": str(cfg.scoring.store),
                        **{f"{t}_version": v for t, v in versions.items()}})
     mlflow.log_metrics({k: v for k, v in summary.items() if np.isfinite(v)})

@@ -4,12 +4,20 @@ A month is written in one transaction that deletes its old rows and inserts the 
 re-run replaces exactly that month, and a run killed before its commit leaves the table as it
 was (DuckDB's write-ahead log drops an uncommitted transaction). The Parquet copy is written
 next to its place before the commit and renamed into it after.
+
+DuckDB lets no process write a file that another process has open, even read-only. So only the
+writer opens the DuckDB file: every reader in klantwaarde reads the Parquet copies, which a
+rename replaces whole. The writer checks before it computes that no one else holds the file, and
+waits a bounded time for one that opened it since.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -46,59 +54,129 @@ SCHEMA = pa.schema([
     ("churn_reasons", TEXTS),
     ("margin_reasons", TEXTS),
     ("upgrade_reasons", TEXTS),
+    ("in_sample", pa.bool_()),  # a champion was trained on data up to or after as_of
 ])
-_COLUMNS = ", ".join(f"{f.name} {_t}" for f, _t in zip(SCHEMA, (
+_TYPES = dict(zip(SCHEMA.names, (
     "DATE", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE",
     "DOUBLE", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR",
-    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]"), strict=True))
+    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BOOLEAN"),
+    strict=True))
+# DuckDB's error when another process holds the file
+_LOCK = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+Step = Callable[[str], None]
 
 
-def write_scores(store: Path, parquet: Path, as_of: dt.date, scores: pa.Table) -> None:
-    """Replace the month ``as_of`` in the scores table (and its Parquet copy) by ``scores``."""
+def check_unlocked(store: Path, parquet: Path) -> None:
+    """No other process has the scores table ``store`` open, so a score can write it when it is
+    done; otherwise an input error naming that process and the fix. Whether the paths can be
+    written at all is the preflight's check (klantwaarde.outputs). Changes nothing."""
+    if store.exists():
+        _connect(store, parquet).close()
+
+
+def write_scores(store: Path, parquet: Path, as_of: dt.date, scores: pa.Table,
+                 wait: float = 0.0, step: Step = lambda _: None) -> None:
+    """Replace the month ``as_of`` in the scores table (and its Parquet copy) by ``scores``;
+    wait up to ``wait`` seconds for another process to close the DuckDB file."""
     scores = scores.select(SCHEMA.names).cast(SCHEMA)
     if pc.any(pc.not_equal(scores["as_of"], pa.scalar(as_of))).as_py():
         raise ValueError(f"every score row must have as_of {as_of}")
     store.parent.mkdir(parents=True, exist_ok=True)
     folder = parquet / f"as_of={as_of.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(folder / "scores.parquet")
     staging = folder / f".scores.parquet.partial-{os.getpid()}"
-    pq.write_table(scores, staging)  # before the commit: only a rename is left after it
-    try:
-        with duckdb.connect(str(store)) as con:
-            con.execute(f"CREATE TABLE IF NOT EXISTS scores ({_COLUMNS})")
+    with _connect(store, parquet, wait, step) as con:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(folder / "scores.parquet")
+        try:
+            pq.write_table(scores, staging)  # before the commit: only a rename is left after it
+            con.execute(f"CREATE TABLE IF NOT EXISTS scores "
+                        f"({', '.join(f'{n} {t}' for n, t in _TYPES.items())})")
             con.register("new_scores", scores)
             con.execute("BEGIN TRANSACTION")
+            for name, kind in _TYPES.items():  # a table written before the column existed
+                con.execute(f"ALTER TABLE scores ADD COLUMN IF NOT EXISTS {name} {kind}")
             con.execute("DELETE FROM scores WHERE as_of = ?", [as_of])
             con.execute("INSERT INTO scores BY NAME SELECT * FROM new_scores")
             con.execute("COMMIT")
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
     os.replace(staging, folder / "scores.parquet")
 
 
-def scored_months(store: Path) -> list[dt.date]:
-    """The months the scores table holds, oldest first."""
-    if not store.exists():
-        return []
-    with duckdb.connect(str(store), read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables "
-                           "WHERE table_name = 'scores'").fetchone()[0]:
-            return []
-        return [r[0] for r in con.execute(
-            "SELECT DISTINCT as_of FROM scores ORDER BY as_of").fetchall()]
+def scored_months(parquet: Path) -> list[dt.date]:
+    """The months with a Parquet copy under ``parquet``, oldest first."""
+    months = []
+    for path in parquet.glob("as_of=*/scores.parquet"):
+        try:
+            months.append(dt.date.fromisoformat(path.parent.name.removeprefix("as_of=")))
+        except ValueError:  # not a folder of klantwaarde score
+            continue
+    return sorted(months)
 
 
-def read_scores(store: Path, as_of: dt.date) -> pd.DataFrame:
-    """The scores of month ``as_of``, one row per customer; an input error when there are
-    none."""
-    months = scored_months(store)
-    if as_of not in months:
-        held = ", ".join(str(m) for m in months[-6:]) or "none"
+def read_scores(parquet: Path, as_of: dt.date) -> pd.DataFrame:
+    """The scores of month ``as_of`` from its Parquet copy, one row per customer, with every
+    column of SCHEMA (empty where the month was written before the column existed); an input
+    error when there are none. Never opens the DuckDB file, so it never blocks a writer."""
+    path = parquet / f"as_of={as_of.isoformat()}" / "scores.parquet"
+    if not path.is_file():
+        held = ", ".join(str(m) for m in scored_months(parquet)[-6:]) or "none"
         raise InputError(
-            f"scores: the scores table {store} holds no scores at {as_of} (months held: "
-            f"{held}). Run klantwaarde score --source SRC --as-of {as_of} first.")
-    with duckdb.connect(str(store), read_only=True) as con:
-        return con.execute("SELECT * FROM scores WHERE as_of = ? ORDER BY customer_id",
-                           [as_of]).to_arrow_table().to_pandas()
+            f"scores: the scores table (its Parquet copies under {parquet}) holds no scores "
+            f"at {as_of} (months held: {held}). Run klantwaarde score --source SRC --as-of "
+            f"{as_of} first.")
+    table = pq.read_table(path)
+    for field in SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table.select(SCHEMA.names).cast(SCHEMA).sort_by("customer_id").to_pandas()
+
+
+def _connect(store: Path, parquet: Path, wait: float = 0.0, step: Step = lambda _: None
+             ) -> duckdb.DuckDBPyConnection:
+    """A connection that can write ``store``; while another process has the file open, retry
+    for ``wait`` seconds, then an input error naming that process and the fix."""
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(store))
+        except duckdb.Error as exc:
+            holder = _holder(exc)
+            if holder is None:
+                raise InputError(f"scoring.yaml store: {store} cannot be opened as a DuckDB "
+                                 f"database ({exc}). Fix: set store to the scores table that "
+                                 "klantwaarde score writes, or to a new file.") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _held(store, parquet, holder, wait) from None
+            if not told:
+                step(f"{store} is open in {holder}; waiting up to {wait:g} s for it to close")
+                told = True
+            time.sleep(min(0.5, left))
+
+
+def _holder(error: duckdb.Error) -> str | None:
+    """The process that DuckDB's lock error names, with its command line where readable."""
+    found = _LOCK.search(str(error))
+    if found is None:
+        return None
+    try:
+        command = Path(f"/proc/{found['pid']}/cmdline").read_bytes()
+    except OSError:  # gone, not Linux, or not ours to read
+        command = b""
+    shown = " ".join(command.replace(b"\0", b" ").decode(errors="replace").split())
+    return f"process {found['pid']} ({shown[:200] or found['program']})"
+
+
+def _held(store: Path, parquet: Path, holder: str, waited: float) -> InputError:
+    outcome = (f"after waiting {waited:g} s the month was not written; the table and its "
+               "Parquet copies keep what they held" if waited else "nothing was scored")
+    return InputError(
+        f"scores: the scores table {store} is open in {holder}, and DuckDB lets no process "
+        f"write a file that another has open, even read-only; {outcome}. Fix: close that "
+        "notebook or connection (con.close(), or restart its kernel), or read the Parquet "
+        f"copies under {parquet} instead, which never block scoring (pandas.read_parquet, or "
+        f"duckdb's read_parquet('{parquet}/*/scores.parquet')); then run klantwaarde score "
+        "again.")
