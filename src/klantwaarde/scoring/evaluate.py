@@ -91,7 +91,7 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
     metrics |= _movement(migration)
     versions = {t: int(joined[f"{t}_version"].iloc[0]) for t in ("churn", "margin", "upgrade")}
     registry.connect(cfg.models, f"{cfg.models.experiment}-scoring")
-    with mlflow.start_run(run_name=f"evaluate {as_of}") as run, \
+    with registry.start_run(f"evaluate {as_of}") as run, \
             tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tag("kind", "evaluation")
         mlflow.log_params({"as_of": as_of.isoformat(), "scored_at": then.isoformat(),
