@@ -113,10 +113,9 @@ def _alive(tags: dict[str, str]) -> bool:
     return True
 
 
-def recover() -> list[str]:
+def recover() -> None:
     """Mark FAILED every RUNNING run whose process on this machine has ended, then put back each
-    challenger alias that points at a version of a training that did not finish; the ids of the
-    runs marked."""
+    challenger alias that points at a version of a training that did not finish."""
     me = _process()
     client = MlflowClient()
     running = mlflow.search_runs(
@@ -131,12 +130,11 @@ def recover() -> list[str]:
         client.set_terminated(run.info.run_id, "FAILED")
     for target in NAMES:
         current = alias_version(target, CHALLENGER)
-        training = current and training_run(current)
-        if training and training.info.status in ("FAILED", "KILLED"):
+        training = training_run(current) if current else None
+        if training is not None and training.info.status in ("FAILED", "KILLED"):
             previous = training.data.tags.get(f"{PREVIOUS}.{target}")
             if previous is not None:
                 _set_challenger(target, previous)
-    return [r.info.run_id for r in dead]
 
 
 @dataclass(frozen=True)
@@ -158,12 +156,17 @@ def alias_version(target: str, alias: str) -> Version | None:
 
 
 def training_run(version: Version) -> Run | None:
-    """The training run of a version: the parent of the (candidate) run that logged it."""
+    """The training run of a version: the parent of the (candidate) run that logged it; None
+    for a version registered without a run, or whose run is gone."""
     if not version.run_id:
         return None
-    run = MlflowClient().get_run(version.run_id)
-    parent = run.data.tags.get("mlflow.parentRunId")
-    return MlflowClient().get_run(parent) if parent else run
+    client = MlflowClient()
+    try:
+        run = client.get_run(version.run_id)
+        parent = run.data.tags.get("mlflow.parentRunId")
+        return client.get_run(parent) if parent else run
+    except MlflowException:
+        return None
 
 
 def register(target: str, model_uri: str) -> Version:
