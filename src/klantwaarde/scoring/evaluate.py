@@ -108,7 +108,7 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
         notices.append(IN_SAMPLE.format(then=then, versions=", ".join(
             f"{t} v{v}" for t, v in versions.items())))
     prefix = "in_sample." if in_sample else ""
-    with mlflow.start_run(run_name=f"evaluate {as_of}") as run, \
+    with registry.start_run(f"evaluate {as_of}") as run, \
             tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tag("kind", "evaluation")
         mlflow.set_tag("in_sample", str(in_sample).lower())

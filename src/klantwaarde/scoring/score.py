@@ -94,7 +94,7 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     table = pa.Table.from_pandas(scores[SCHEMA.names], schema=SCHEMA, preserve_index=False)
     versions = {t: c.version.version for t, c in champions.items()}
     summary = _summary(scores)
-    with mlflow.start_run(run_name=f"score {as_of}") as run:
+    with registry.start_run(f"score {as_of}") as run:
         write_scores(cfg.scoring.store, cfg.scoring.parquet, as_of, table,
                      cfg.scoring.lock_wait_seconds, step)
         _log(as_of, versions, summary, drift, drifted, in_sample, cfg)

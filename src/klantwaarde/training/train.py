@@ -4,7 +4,9 @@ challenger of every registered model.
 The snapshots are the monthly dates whose label horizon ends by ``as_of``. The newest
 ``validation_snapshots`` validate every candidate; the ones before train it, and the newest of
 those is xgboost's early-stopping set. One parent run holds the configuration and a nested run
-per candidate with its parameters, metrics, charts, rules and model.
+per candidate with its parameters, metrics, charts, rules and model. The challengers of all
+targets are registered first and get their alias together at the end: a training that fails or
+is killed moves none.
 """
 
 from __future__ import annotations
@@ -137,32 +139,34 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     """Train, compare, log and register; judge each challenger by the promotion rule, and
     promote the winners when ``promotion.automatic`` is set."""
     sets = load_sets(source, as_of, cfg, step)
-    uri = registry.connect(cfg.models)
+    uri = registry.connect(cfg.models, create=True)
     found: list[Candidate] = []
     challengers: dict[str, registry.Version] = {}
     verdicts: dict[str, Verdict] = {}
     notices: list[str] = []
-    with mlflow.start_run(run_name=f"train {as_of}") as parent, \
-            tempfile.TemporaryDirectory() as tmp:
-        _log_setup(cfg, sets, as_of, Path(tmp))
-        classical = _btyd(source, sets, cfg, step) if btyd.available() else {}
-        profile = drift.profile(sets.train, sets.features)
-        if not classical:
-            notices.append(btyd.MISSING)
-        for target in TARGETS:
-            labels = labels_of(target, sets)
-            results = [_candidate(target, name, labels, sets, cfg, profile, Path(tmp), step)
-                       for name in CANDIDATES]
-            found += results + ([classical[target]] if target in classical else [])
-            key = getattr(cfg.models.selection, target)
-            best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
-            mlflow.log_metric(f"{target}_best_{key}", best.metrics[key])
-            mlflow.set_tag(f"{target}_best", best.candidate)
-            version = registry.register(target, best.model_uri)
-            challengers[target] = version
-            step(f"{target}: {best.candidate} is challenger, version {version.version}")
-            verdicts[target] = _verdict(target, best, version, labels, sets, cfg)
-            notices.append(verdicts[target].reason)
+    with registry.start_run(f"train {as_of}") as parent:
+        with tempfile.TemporaryDirectory() as tmp:
+            _log_setup(cfg, sets, as_of, Path(tmp))
+            classical = _btyd(source, sets, cfg, step) if btyd.available() else {}
+            profile = drift.profile(sets.train, sets.features)
+            if not classical:
+                notices.append(btyd.MISSING)
+            for target in TARGETS:
+                labels = labels_of(target, sets)
+                results = [_candidate(target, name, labels, sets, cfg, profile, Path(tmp), step)
+                           for name in CANDIDATES]
+                found += results + ([classical[target]] if target in classical else [])
+                key = getattr(cfg.models.selection, target)
+                best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
+                mlflow.log_metric(f"{target}_best_{key}", best.metrics[key])
+                mlflow.set_tag(f"{target}_best", best.candidate)
+                version = registry.register(target, best.model_uri)
+                challengers[target] = version
+                step(f"{target}: {best.candidate} registered as version {version.version}")
+                verdicts[target] = _verdict(target, best, version, labels, sets, cfg)
+                notices.append(verdicts[target].reason)
+        registry.move_challengers(challengers)
+        step("challengers: " + ", ".join(f"{t} v{v.version}" for t, v in challengers.items()))
     result = TrainingResult(parent.info.run_id, uri, sets, found, challengers, verdicts, {},
                             notices)
     if not cfg.models.promotion.automatic:
@@ -214,7 +218,7 @@ def _fit(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Conf
 def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Config,
                profile: dict[str, dict], tmp: Path, step: Step) -> Candidate:
     step(f"{target}: training {name} on {len(sets.train):,} customer snapshots")
-    with mlflow.start_run(run_name=f"{target}/{name}", nested=True) as run:
+    with registry.start_run(f"{target}/{name}", nested=True) as run:
         fitted = _fit(target, name, labels, sets, cfg, step)
         X = sets.valid[sets.features]  # noqa: N806
         scores = predict(target, fitted.pipeline, X, len(labels))
@@ -299,7 +303,7 @@ def _btyd(source: Source, sets: Sets, cfg: Config, step: Step) -> dict[str, Cand
     margin = {k: margin[k] for k in ("spearman", "normalized_gini")} | {
         "normalized_gini_revenue": metrics.normalized_gini(
             scored.label_future_revenue.to_numpy(float), spend)}
-    with mlflow.start_run(run_name="btyd", nested=True) as run:
+    with registry.start_run("btyd", nested=True) as run:
         mlflow.set_tags({"candidate": "btyd", "target": "churn,margin"})
         mlflow.log_params({"btyd.model": "BG/NBD + Gamma-Gamma (MAP, pymc-marketing)",
                            "btyd.churn_score": "-expected purchases in the horizon"})
