@@ -157,3 +157,15 @@ def test_a_pipeline_whose_lists_folder_is_taken_runs_nothing(base: Path, tmp_pat
     assert (f"lists.out of {pipeline} {tmp_path / 'lists' / AS_OF} holds files that "
             "klantwaarde lists did not write") in said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lists", "monthly.yaml"]
+
+
+def test_a_pipeline_month_after_the_data_runs_no_step(base: Path, tmp_path: Path) -> None:
+    pipeline = tmp_path / "training.yaml"
+    pipeline.write_text(yaml.safe_dump({
+        "source": str(base), "runs": str(tmp_path / "runs"),
+        "steps": [{"step": "train"}, {"step": "promote"}]}))
+    said = _refused(run_cli("run", str(pipeline), "--as-of", "2025-12-31", cwd=tmp_path))
+    assert "the newest order line is dated 2024-12-31" in said
+    assert "would count every customer as lost" in said
+    assert not (tmp_path / "models").exists()
+    assert not list((tmp_path / "runs").glob("*.json"))

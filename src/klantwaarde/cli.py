@@ -272,18 +272,6 @@ def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     out.print("Written: " + ", ".join(str(out_dir / f.name) for f in files))
 
 
-# What an --as-of after the newest order would do to each command's numbers.
-_PAST_THE_DATA = {
-    "profitability": "the window up to --as-of would count months without data as months "
-                     "without revenue",
-    "features": "recency and the windows would count months without data as months without "
-                "orders",
-    "train": "the labels up to --as-of would count every customer as lost",
-    "score": "every customer would be scored as if it had stopped ordering",
-    "evaluate": "every scored customer would count as lost",
-}
-
-
 def _valid_source(source: str, cfg: Config, step: Callable[[str], None], command: str,
                   as_of: dt.datetime) -> Source:
     """The opened source, after the data contract passed and its orders were found to reach
@@ -294,7 +282,7 @@ def _valid_source(source: str, cfg: Config, step: Callable[[str], None], command
 
     with _contract_report():
         src = open_valid_source(source, cfg, step)
-    check_covers(src, as_of.date(), _PAST_THE_DATA[command])
+    check_covers(src, as_of.date(), command)
     return src
 
 

@@ -69,10 +69,24 @@ def training_set(source: Source, cfg: Config, cutoff: dt.date, snapshots: int) -
     return build(history, cfg, [newest - k for k in range(snapshots)], labels=True)
 
 
-def check_covers(source: Source, as_of: dt.date, consequence: str) -> None:
+# What an --as-of after the newest order would do to each command's numbers.
+PAST_THE_DATA = {
+    "profitability": "the window up to --as-of would count months without data as months "
+                     "without revenue",
+    "features": "recency and the windows would count months without data as months without "
+                "orders",
+    "train": "the labels up to --as-of would count every customer as lost",
+    "score": "every customer would be scored as if it had stopped ordering",
+    "evaluate": "every scored customer would count as lost",
+}
+
+
+def check_covers(source: Source, as_of: dt.date, command: str) -> None:
     """The orders reach to within a month of ``as_of``; otherwise an input error that says what
-    would go wrong (``consequence``) and which --as-of to pass. Training and scoring read the
-    newest months: a source that stops earlier would make every customer look gone."""
+    would go wrong in ``command`` and which --as-of to pass. The one coverage check of every
+    command and pipeline step that reads a source at an as_of: a source that stops earlier
+    would make every customer look gone."""
+    consequence = PAST_THE_DATA[command]
     orders = source.tables["orders"].table
     found = typed_events(orders, table_spec("orders")).order_date.max().execute()
     newest = None if found is None or pd.isna(found) else pd.Timestamp(found).date()

@@ -162,6 +162,12 @@ def _run(pipeline: Pipeline, as_of: dt.date, cfg: Config, source: Source | None,
     started = dt.datetime.now(dt.UTC)  # wall-clock-ok: the record's timestamps
     results: dict[str, Any] = {}
     steps = []
+    if source is not None:
+        from klantwaarde.features import check_covers
+
+        for spec in pipeline.spec.steps:
+            if spec.reads_source:
+                check_covers(source, as_of, spec.step)
     for spec in pipeline.spec.steps:
         prefix = f"{pipeline.name} {as_of} {spec.step}"
         step(prefix)

@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
-from klantwaarde.features import check_covers, training_set
+from klantwaarde.features import training_set
 from klantwaarde.lists import AT_RISK, CROSS_SELL, build_lists
 from klantwaarde.periods import months_before
 from klantwaarde.plots import calibration_png, gains_png
@@ -79,7 +79,6 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
             f"{as_of} (months held: {held}). Evaluate an --as-of "
             f"{cfg.labels.horizon_months} months after a scored month.")
     scores = read_scores(cfg.scoring.parquet, then)
-    check_covers(source, as_of, "every scored customer would count as lost")
     step(f"computing what happened between {then} and {as_of}")
     with one_thread(source):
         labels = training_set(source, cfg, as_of, 1)

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
-from klantwaarde.features import check_covers, scoring_input
+from klantwaarde.features import scoring_input
 from klantwaarde.profitability_report import build_report
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
 from klantwaarde.scoring.drift import stability
@@ -56,7 +56,6 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     champions = load_champions()
     in_sample_notice = _in_sample_notice(champions, as_of)
     in_sample = in_sample_notice is not None
-    check_covers(source, as_of, "every customer would be scored as if it had stopped ordering")
     step(f"building the features at {as_of}")
     with one_thread(source):
         fs, spend = scoring_input(source, as_of, cfg)

@@ -27,7 +27,7 @@ from mlflow.models import infer_signature
 from klantwaarde import __version__, plots
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
-from klantwaarde.features import check_covers, training_set
+from klantwaarde.features import training_set
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.scoring import drift
 from klantwaarde.sources import Source, one_thread
@@ -95,7 +95,6 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
     """The walk-forward sets at ``as_of`` as pandas frames."""
     mc = cfg.models
     wanted = mc.train_snapshots + mc.validation_snapshots
-    check_covers(source, as_of, "the labels up to --as-of would count every customer as lost")
     step(f"building features and labels for {wanted} monthly snapshots")
     with one_thread(source):
         fs = training_set(source, cfg, as_of, wanted)
