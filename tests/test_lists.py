@@ -21,6 +21,7 @@ from klantwaarde.config import load_config
 from klantwaarde.errors import ConfigError
 from klantwaarde.lists import SHEETS, build_lists, csv_name, file_stems, write_lists
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
+from klantwaarde.training import registry
 
 AS_OF = dt.date(2025, 6, 30)
 LOSS = "loss account"
@@ -255,6 +256,7 @@ def test_lists_and_report_read_while_a_score_holds_the_table(config: Path,
                                                              tmp_path: Path) -> None:
     """They read the Parquet copies, so a score writing the DuckDB file never blocks them."""
     (config / "models.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "models")}))
+    registry.connect(load_config(config).models, create=True)  # an empty model registry
     with holding(config.parent / "scores" / "scores.duckdb", "write"):
         output = _lists(config, tmp_path / "out")
         page = CliRunner().invoke(cli.app, ["report", "--as-of", "2025-06-30", "--out",
