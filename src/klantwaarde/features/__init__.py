@@ -73,8 +73,9 @@ def check_covers(source: Source, as_of: dt.date, consequence: str) -> None:
     """The orders reach to within a month of ``as_of``; otherwise an input error that says what
     would go wrong (``consequence``) and which --as-of to pass. Training and scoring read the
     newest months: a source that stops earlier would make every customer look gone."""
-    orders = source.tables["orders"].table
-    found = typed_events(orders, table_spec("orders")).order_date.max().execute()
+    orders = source.tables["orders"]
+    typed = typed_events(orders.table, table_spec("orders"), orders.formats)
+    found = typed.order_date.max().execute()
     newest = None if found is None or pd.isna(found) else pd.Timestamp(found).date()
     if newest is None or newest <= months_before(as_of, 1):
         raise InputError(
