@@ -20,10 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from conftest import EXAMPLE, run_cli
 from klantwaarde.config import SourceConfig, load_config
 from klantwaarde.contract import Kind, table_spec
 from klantwaarde.errors import ConfigError, InputError
+from klantwaarde.profitability import customer_margins
 from klantwaarde.sources import Source, open_source
 from klantwaarde.typed import DATE_FORMATS, Formats, typed_column, typed_table
 from klantwaarde.validation import validate_source
@@ -215,6 +216,38 @@ def test_date_format_is_a_setting_of_source_yaml(tmp_path: Path) -> None:
     (tmp_path / "source.yaml").write_text("date_format: D-M-Y\n")
     with pytest.raises(ConfigError, match="date_format"):
         load_config(tmp_path)
+
+
+def _german(value: str, kind: Kind) -> str:
+    """A value of the example as a German export writes it: 1.234,50 and 31.03.2024."""
+    if not value or kind not in (Kind.AMOUNT, Kind.NUMBER, Kind.DATE):
+        return value
+    if kind is Kind.DATE:
+        return dt.date.fromisoformat(value).strftime("%d.%m.%Y")
+    return f"{float(value):,.2f}".translate(str.maketrans(",.", ".,"))
+
+
+def test_every_step_reads_a_german_export_as_the_plain_one(tmp_path: Path) -> None:
+    """The example as plain and as German CSV files (orders without cost_amount, so that the
+    unit cost of products counts) give the same customer margins."""
+    for folder, sep, write in ((tmp_path / "plain", ",", lambda v, k: v),
+                               (tmp_path / "german", ";", _german)):
+        folder.mkdir()
+        for file in EXAMPLE.glob("*.csv"):
+            kinds = {c.name: c.kind for c in table_spec(file.stem).columns}
+            with file.open() as fh:
+                rows = [row for row in csv.DictReader(fh)]
+            with (folder / file.name).open("w", newline="") as fh:
+                names = [n for n in rows[0] if n != "cost_amount"]
+                writer = csv.writer(fh, delimiter=sep)
+                writer.writerow(names)
+                writer.writerows([write(r[n], kinds.get(n, Kind.TEXT)) for n in names]
+                                 for r in rows)
+    margins = [customer_margins(open_source(str(tmp_path / name), _cfg()), dt.date(2024, 12, 31),
+                                load_config().costs, 12).table.to_pandas()
+               for name in ("plain", "german")]
+    assert margins[0]["cost_of_goods"].sum() > 0
+    pd.testing.assert_frame_equal(margins[0], margins[1])
 
 
 # --- any export of the same orders: the same total, or refused ---------------------------------

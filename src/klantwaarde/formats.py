@@ -35,6 +35,9 @@ from klantwaarde.errors import InputError
 from klantwaarde.typed import DATE_FORMATS, Formats, number_pattern
 
 _CONFIG = "in source.yaml of your --config folder"
+_DECIMAL_NAME = {".": "decimal point, comma as thousands separator",
+                 ",": "decimal comma, dot as thousands separator"}
+_NO_SEPARATORS = "numbers without decimal or thousands separators"
 
 # what a number value shows; 0: nothing (blank, zero, not a number)
 POINT, COMMA, DOT3, DOT3_ROUND, COMMA3, COMMA3_ROUND, WHOLE, WHOLE_LONG = range(1, 9)
@@ -56,6 +59,7 @@ _SLASHES = {
     SLASH_DAY_FIRST: rf"^\s*{_LATE}/{_MONTH}/\d{{4}}{_END}",
     SLASH_MONTH_FIRST: rf"^\s*{_MONTH}/{_LATE}/\d{{4}}{_END}",
 }
+
 
 def read_formats(table: ir.Table, spec: TableSpec, origin: str,
                  cfg: SourceConfig) -> tuple[Formats, str]:
@@ -93,10 +97,6 @@ def _counts(table: ir.Table, codes: dict[str, tuple[ir.IntegerColumn, int]]) -> 
                                for name, (_, last) in codes.items() for k in range(1, last + 1)})
     return {k: v or 0 for k, v in found.to_pyarrow().to_pylist()[0].items()}
 
-
-_DECIMAL_NAME = {".": "decimal point, comma as thousands separator",
-                 ",": "decimal comma, dot as thousands separator"}
-_NO_SEPARATORS = "numbers without decimal or thousands separators"
 
 
 def _text_columns(table: ir.Table, spec: TableSpec, kinds: Iterable[Kind]) -> list[str]:
@@ -169,14 +169,14 @@ class _Found:
         if self.n("n", c, COMMA):
             yield _Vote(",", c, (COMMA,), "a decimal comma")
         whole, long = self.n("n", c, WHOLE, WHOLE_LONG), self.n("n", c, WHOLE_LONG)
-        for sep, decimal, other, three, round_ in ((".", ",", ".", DOT3, DOT3_ROUND),
-                                                   (",", ".", ",", COMMA3, COMMA3_ROUND)):
-            if self.n("n", c, round_) and whole:
-                yield _Vote(decimal, c, (round_, WHOLE, WHOLE_LONG),
+        for sep, other, three, round_ in ((".", ",", DOT3, DOT3_ROUND),
+                                          (",", ".", COMMA3, COMMA3_ROUND)):
+            if self.n("n", c, round_) and whole:  # sep groups thousands: the other is decimal
+                yield _Vote(other, c, (round_, WHOLE, WHOLE_LONG),
                             f"'{sep}' grouping thousands (values such as 12{sep}000 next to "
                             "whole numbers)")
-            if self.n("n", c, three, round_) and long:
-                yield _Vote(other, c, (three, round_, WHOLE_LONG),
+            if self.n("n", c, three, round_) and long:  # sep is the decimal separator
+                yield _Vote(sep, c, (three, round_, WHOLE_LONG),
                             f"a decimal '{sep}' (values such as 2{sep}346 next to whole numbers "
                             "of four digits or more, which are not grouped)")
 
@@ -188,7 +188,7 @@ class _Found:
             shown.append(f"{vote.column} shows {vote.shows}:\n    "
                          + text.replace("\n", "\n    "))
         return (f"Table {self.name} ({self.origin}) writes numbers with a decimal point in some "
-                "rows and a decimal comma in others, so no one reading of the file is right.\n  "
+                "rows and a decimal comma in others, so no single reading of the file is right.\n  "
                 + "\n  ".join(shown) + "\nFix: write every number of the file the same way, or "
                 "set `decimal_separator: \",\"` or `decimal_separator: \".\"` "
                 f"{_CONFIG}; validate then lists the values written the other way.")
