@@ -31,6 +31,8 @@ class SourceConfig(Section):
 
     encoding: Literal["utf-8", "latin-1", "utf-16"]
     decimal_separator: Literal["auto", ".", ","]
+    date_format: Literal["auto", "YYYY-MM-DD", "DD-MM-YYYY", "DD.MM.YYYY", "DD/MM/YYYY",
+                         "MM/DD/YYYY"]
 
 
 class Invalid(ValueError):

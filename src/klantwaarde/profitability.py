@@ -46,10 +46,11 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
         if name not in source.tables:
             return None
         raw = source.tables[name]
-        t = typed_events(raw.table, table_spec(name), raw.decimal_comma)
+        t = typed_events(raw.table, table_spec(name), raw.formats)
         return t.filter((t[date] > start) & (t[date] <= as_of))
 
-    products = (typed_table(source.tables["products"].table, table_spec("products"))
+    products = (typed_table(source.tables["products"].table, table_spec("products"),
+                            source.tables["products"].formats)
                 if "products" in source.tables else None)
     parts = [_orders(window("orders", "order_date"), products, costs, skipped)]
     invoices = window("invoices", "invoice_date")
@@ -78,7 +79,8 @@ def customer_margins(source: Source, as_of: dt.date, costs: CostsConfig,
         joined = joined.mutate(customer_id=joined.customer_id.fill_null(
             joined.customer_id_right)).drop("customer_id_right")
     if "customers" in source.tables:
-        customers = typed_table(source.tables["customers"].table, table_spec("customers"))
+        raw = source.tables["customers"]
+        customers = typed_table(raw.table, table_spec("customers"), raw.formats)
         attributes = [c for c in ("account_manager", "industry", "strategic")
                       if c in customers.columns]
         joined = joined.left_join(customers.select("customer_id", *attributes),

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def print_validation(report: ValidationReport, console: Console) -> None:
-    """Per table: rows, customers, date range; then what is absent, notices and errors."""
+    """Per table: rows, customers, date range; then what is absent, how CSV files are read,
+    notices and errors."""
     overview = Table(title=f"Source {escape(report.location)}", title_justify="left")
     for heading in ("table", "from", "rows", "customers", "first date", "last date"):
         numeric = heading in ("rows", "customers")
@@ -41,6 +42,11 @@ def print_validation(report: ValidationReport, console: Console) -> None:
     if absent:
         console.print("\n[bold]Absent optional parts[/bold] (the rest works without them):")
         for line in absent:
+            console.print(f"  - {escape(line)}")
+
+    if report.readings:
+        console.print("\n[bold]Numbers and dates[/bold] (how the text of each CSV file is read):")
+        for line in report.readings:
             console.print(f"  - {escape(line)}")
 
     notes = list(report.notices)

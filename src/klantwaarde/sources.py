@@ -21,8 +21,10 @@ import ibis
 import ibis.expr.types as ir
 
 from klantwaarde.config import SourceConfig
-from klantwaarde.contract import TABLE_NAMES
+from klantwaarde.contract import TABLE_NAMES, table_spec
 from klantwaarde.errors import InputError
+from klantwaarde.formats import read_formats
+from klantwaarde.typed import ISO_POINT, Formats
 
 _FILE_KINDS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
 
@@ -34,7 +36,8 @@ class RawTable:
     name: str
     table: ir.Table
     origin: str  # the file, or the table in a database, it came from
-    decimal_comma: bool = False
+    formats: Formats = ISO_POINT  # how its text is read as numbers and dates
+    reading: str = ""  # the same in words, for a CSV file: "decimal comma, ...; dates ..."
 
 
 @dataclass
@@ -127,7 +130,8 @@ def _read_parquet(con: ibis.BaseBackend, file: Path, name: str) -> RawTable:
 
 
 def _read_csv(con: ibis.BaseBackend, file: Path, name: str, cfg: SourceConfig) -> RawTable:
-    """Read a CSV as text columns; the typed view converts them, validation reports failures."""
+    """Read a CSV as text columns with the file's decimal separator and date format; the typed
+    view converts them, validation reports failures."""
     if file.stat().st_size == 0:
         raise InputError(f"Table {name} ({file.name}) is empty: no header and no rows. Export the "
                          "table with its header and rows, or leave the file out if the table is "
@@ -143,11 +147,9 @@ def _read_csv(con: ibis.BaseBackend, file: Path, name: str, cfg: SourceConfig) -
     except Exception as exc:  # duckdb raises several types for unreadable files
         raise InputError(_unreadable_csv(file, name, cfg, str(exc))) from None
     _check_header(file, name, delimiter, cfg.encoding)
-    if cfg.decimal_separator == "auto":
-        decimal_comma = delimiter == ";"
-    else:
-        decimal_comma = cfg.decimal_separator == ","
-    return RawTable(name, _normalise(table, name, file.name), file.name, decimal_comma)
+    table = _normalise(table, name, file.name)
+    formats, reading = read_formats(table, table_spec(name), file.name, cfg)
+    return RawTable(name, table, file.name, formats, reading)
 
 
 def _check_header(file: Path, name: str, delimiter: str, encoding: str) -> None:

@@ -4,11 +4,21 @@ Values that cannot be converted become null: validation counts them (raw value p
 null) and every later step reads the typed view. Dates and numbers are cast from the text as it
 is: the engine's cast skips surrounding whitespace and makes a blank null, and trimming every value
 first would double the cost of reading a large CSV.
+
+How a file writes its numbers and dates (``Formats``) is decided once, when the source is opened
+(``klantwaarde.formats``). A number is read with one decimal separator; the other of ``.`` and
+``,`` is then a thousands separator that must group by threes (``1.234,50`` or ``1,234.50``), so a
+value such as ``12.5`` under a decimal comma is not a number rather than 125.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Literal
+
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from klantwaarde.contract import Kind, TableSpec
@@ -16,8 +26,50 @@ from klantwaarde.contract import Kind, TableSpec
 _FLAG_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False,
               "y": True, "n": False, "ja": True, "nee": False, "j": True}
 
+# date_format of source.yaml → the engine's strptime format (None: the engine's own ISO cast,
+# which also cuts a timestamp to its date)
+DATE_FORMATS: dict[str, str | None] = {
+    "YYYY-MM-DD": None,
+    "DD-MM-YYYY": "%d-%m-%Y",
+    "DD.MM.YYYY": "%d.%m.%Y",
+    "DD/MM/YYYY": "%d/%m/%Y",
+    "MM/DD/YYYY": "%m/%d/%Y",
+}
 
-def typed_column(col: ir.Column, kind: Kind, decimal_comma: bool = False) -> ir.Column:
+
+@dataclass(frozen=True)
+class Formats:
+    """How one file writes numbers and dates as text: the decimal separator (the other of ``.``
+    and ``,`` separates thousands) and the date format (a key of ``DATE_FORMATS``)."""
+
+    decimal: Literal[".", ","] = "."
+    date: str = "YYYY-MM-DD"
+
+
+ISO_POINT = Formats()  # the formats of typed sources and the default: ISO dates, decimal point
+
+
+def number_pattern(decimal: str, grouped_only: bool = False) -> str:
+    """The pattern of a number under ``decimal``: with thousands separators that group by threes
+    (1,234,567.5 under a point, 1.234.567,5 under a comma; at most three digits first, no leading
+    zero), or, unless ``grouped_only``, without them (1234567.5, .5)."""
+    dec, thousands = re.escape(decimal), re.escape("," if decimal == "." else ".")
+    body = rf"[1-9]\d{{0,2}}({thousands}\d{{3}})+({dec}\d+)?"
+    if not grouped_only:
+        body = rf"\d+({dec}\d+)?|{dec}\d+|{body}"
+    return rf"^\s*[-+]?({body})\s*$"
+
+
+_GROUPED = {decimal: number_pattern(decimal, grouped_only=True) for decimal in (".", ",")}
+
+
+@ibis.udf.scalar.builtin(name="try_strptime",
+                          signature=((dt.string, dt.Array(dt.string)), dt.timestamp))
+def _try_strptime(text, formats):
+    """DuckDB's try_strptime: a timestamp, null where no format fits."""
+
+
+def typed_column(col: ir.Column, kind: Kind, formats: Formats = ISO_POINT) -> ir.Column:
     """The expression that reads ``col`` as ``kind``; null where the value does not convert."""
     dtype = col.type()
     if kind is Kind.ID or kind is Kind.TEXT:
@@ -27,14 +79,11 @@ def typed_column(col: ir.Column, kind: Kind, decimal_comma: bool = False) -> ir.
             return col
         if dtype.is_timestamp():
             return col.date()
-        return col.cast("string").try_cast("date")
+        return _date(col.cast("string"), formats.date)
     if kind in (Kind.AMOUNT, Kind.NUMBER):
         if dtype.is_numeric():
             return col.cast("float64")
-        text = col.cast("string")
-        if decimal_comma:
-            text = ibis.ifelse(text.contains(","), text.replace(".", "").replace(",", "."), text)
-        return text.try_cast("float64")
+        return _number(col.cast("string"), formats.decimal)
     if kind is Kind.FLAG:
         if dtype.is_boolean():
             return col
@@ -42,10 +91,33 @@ def typed_column(col: ir.Column, kind: Kind, decimal_comma: bool = False) -> ir.
     raise ValueError(f"unknown kind {kind}")
 
 
-def typed_table(raw: ir.Table, spec: TableSpec, decimal_comma: bool = False) -> ir.Table:
+def _number(text: ir.StringColumn, decimal: str) -> ir.FloatingColumn:
+    """A number under ``decimal``: a value without thousands separator is cast as it is (a decimal
+    comma made a point); one with them only when they group by threes."""
+    thousands = "," if decimal == "." else "."
+    plain, grouped = text, text.replace(thousands, "")
+    if decimal == ",":
+        plain, grouped = text.replace(",", "."), grouped.replace(",", ".")
+    read = ibis.cases((~text.contains(thousands), plain),
+                      (text.re_search(_GROUPED[decimal]), grouped), else_=ibis.null("string"))
+    return read.try_cast("float64")
+
+
+def _date(text: ir.StringColumn, date_format: str) -> ir.DateColumn:
+    """A date in ``date_format``; with a time after it (``31-03-2024 10:30``) the time is dropped.
+    A year of fewer than four digits (``31-03-24``) is not a date: it would read as the year 24."""
+    pattern = DATE_FORMATS[date_format]
+    if pattern is None:
+        return text.try_cast("date")
+    day = _try_strptime(text, ibis.literal([pattern, f"{pattern} %H:%M",
+                                            f"{pattern} %H:%M:%S"])).date()
+    return ibis.cases((day.year() >= 1000, day), else_=ibis.null("date"))
+
+
+def typed_table(raw: ir.Table, spec: TableSpec, formats: Formats) -> ir.Table:
     """The raw table with every contract column converted; other columns pass through."""
     return raw.mutate(**{
-        c.name: typed_column(raw[c.name], c.kind, decimal_comma)
+        c.name: typed_column(raw[c.name], c.kind, formats)
         for c in spec.columns if c.name in raw.columns
     })
 
@@ -53,12 +125,12 @@ def typed_table(raw: ir.Table, spec: TableSpec, decimal_comma: bool = False) -> 
 _BLANKS = (" ", "\t", "\n", "\r", "\x0b", "\x0c")
 
 
-def typed_events(raw: ir.Table, spec: TableSpec, decimal_comma: bool = False) -> ir.Table:
+def typed_events(raw: ir.Table, spec: TableSpec, formats: Formats) -> ir.Table:
     """An event table for aggregation: dates, amounts, numbers and flags typed, text as given,
     rows without a customer id dropped. Text ids are trimmed only when some id starts or ends
     with a blank: trimming every row of a large table costs more than the aggregations that
     follow, and looking at the first and last character costs little."""
-    t = raw.mutate(**{c.name: typed_column(raw[c.name], c.kind, decimal_comma)
+    t = raw.mutate(**{c.name: typed_column(raw[c.name], c.kind, formats)
                       for c in spec.columns
                       if c.name in raw.columns and c.kind not in (Kind.ID, Kind.TEXT)})
     ids = t.customer_id

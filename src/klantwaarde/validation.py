@@ -25,16 +25,29 @@ from klantwaarde.config import Config
 from klantwaarde.contract import TABLES, ColumnSpec, Kind, TableSpec
 from klantwaarde.errors import InputError
 from klantwaarde.sources import RawTable, Source, open_source
-from klantwaarde.typed import typed_column
+from klantwaarde.typed import DATE_FORMATS, ISO_POINT, Formats, typed_column
 
-_KIND_FIX = {
-    Kind.DATE: ("not an ISO date (YYYY-MM-DD)",
-                "export dates as YYYY-MM-DD (e.g. 2024-03-31), one format for the whole column"),
-    Kind.AMOUNT: ("not a number", "export plain numbers such as 1234.50 (no currency signs or "
-                  "text); a ;-separated file may use a decimal comma: 1234,50"),
-    Kind.NUMBER: ("not a number", "export plain numbers such as 12 or 2.5"),
-    Kind.FLAG: ("not a yes/no value", "use true/false, 1/0, yes/no or ja/nee"),
-}
+_SET_IN_CONFIG = "in source.yaml of your --config folder"
+
+
+def _conversion(kind: Kind, formats: Formats) -> tuple[str, str]:
+    """What is wrong with a value that does not convert to ``kind``, and the fix."""
+    if kind is Kind.DATE:
+        example = dt.date(2024, 3, 31).strftime(DATE_FORMATS[formats.date] or "%Y-%m-%d")
+        problem = ("not an ISO date (YYYY-MM-DD)" if formats.date == "YYYY-MM-DD"
+                   else f"not a date in the form {formats.date}")
+        return problem, (f"write every date of the file as {formats.date} (e.g. {example}), or "
+                         "set `date_format` (YYYY-MM-DD, DD-MM-YYYY, DD.MM.YYYY, DD/MM/YYYY or "
+                         f"MM/DD/YYYY) {_SET_IN_CONFIG} to the one the file uses")
+    if kind is Kind.FLAG:
+        return "not a yes/no value", "use true/false, 1/0, yes/no or ja/nee"
+    point = formats.decimal == "."
+    numbers = "1234.50 or 1,234.50" if point else "1234,50 or 1.234,50"
+    name = "decimal point" if point else "decimal comma"
+    return "not a number", (f"write numbers such as {numbers} (no currency signs or text, "
+                            f"thousands grouped by threes): the file is read with a {name}; if "
+                            "it uses the other, set `decimal_separator` to \".\" or \",\" "
+                            f"{_SET_IN_CONFIG}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class ValidationReport:
     summaries: list[TableSummary] = field(default_factory=list)
     absent_tables: list[TableSpec] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    readings: list[str] = field(default_factory=list)  # how each CSV file's text is read
     errors: list[Finding] = field(default_factory=list)
     horizon: tuple[dt.date, dt.date] | None = None
 
@@ -119,7 +133,9 @@ class _Rule:
 def validate_source(source: Source, config: Config,
                     step: Callable[[str], None] = lambda _: None) -> ValidationReport:
     """Validate every contract table of ``source``; ``step`` is told what runs (progress)."""
-    report = ValidationReport(source.location, notices=list(source.notices))
+    report = ValidationReport(source.location, notices=list(source.notices),
+                              readings=[f"{raw.origin}: {raw.reading}"
+                                        for raw in source.tables.values() if raw.reading])
     present = [spec for spec in TABLES if spec.name in source.tables]
     report.absent_tables = [spec for spec in TABLES if spec.name not in source.tables]
     if "orders" not in source.tables:
@@ -141,8 +157,8 @@ def validate_source(source: Source, config: Config,
         dates = {spec.name: cached.enter_context(_date_groups(source.tables[spec.name], spec))
                  for spec in present if spec.event_date in source.tables[spec.name].table.columns}
         gap = config.contract.isolated_date_gap_days
-        report.horizon = _horizon([(dates[s.name], s.event_date) for s in checkable
-                                   if s.name in dates], gap)
+        report.horizon = _horizon([(dates[s.name], s.event_date, source.tables[s.name].formats)
+                                   for s in checkable if s.name in dates], gap)
         customers = _typed_ids(source, "customers", "customer_id", checkable)
         products = _typed_ids(source, "products", "product_id", checkable)
         for spec in present:
@@ -203,7 +219,7 @@ def _scan(raw: RawTable, spec: TableSpec, rules: list[_Rule], dates: ir.Table | 
             metrics["customers"] = typed_column(groups.customer_id, Kind.ID).nunique()
         queries.append(groups.aggregate(**metrics))
     if dates is not None:
-        day = typed_column(dates[spec.event_date], Kind.DATE)
+        day = typed_column(dates[spec.event_date], Kind.DATE, raw.formats)
         queries.append(dates.aggregate(first=day.min(), last=day.max(),
                                        **_weighted(dates, rules, spec.event_date)))
     values: dict = {}
@@ -253,17 +269,17 @@ def _missing_column(spec: TableSpec, raw: RawTable, col: ColumnSpec) -> Finding:
                    f"found: {', '.join(raw.table.columns) or 'none'})", hint)
 
 
-def _horizon(dates: list[tuple[ir.Table, str]],
+def _horizon(dates: list[tuple[ir.Table, str, Formats]],
              gap_days: int) -> tuple[dt.date, dt.date] | None:
     """The span of the data's body: months with activity, split where a gap exceeds ``gap_days``.
 
-    ``dates`` are the event-date groups of the tables. The cluster of months holding most events
-    is the body; dates outside it by more than the gap are typing errors (2099 for 2009, 1900
-    defaults), not history.
+    ``dates`` are the event-date groups of the tables, with the formats of their files. The
+    cluster of months holding most events is the body; dates outside it by more than the gap are
+    typing errors (2099 for 2009, 1900 defaults), not history.
     """
     counts: dict[dt.date, int] = {}
-    for groups, column in dates:
-        month = typed_column(groups[column], Kind.DATE).truncate("M")
+    for groups, column, formats in dates:
+        month = typed_column(groups[column], Kind.DATE, formats).truncate("M")
         per_month = groups.filter(month.notnull()).group_by(month=month).aggregate(
             n=ibis._.rows.sum())
         for row in per_month.to_pyarrow().to_pylist():
@@ -297,15 +313,16 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
            customers: ir.Column | None, products: ir.Column | None) -> Iterator[_Rule]:
     for col in (c for c in spec.columns if c.name in raw.table.columns):
         text = _as(col.name, Kind.TEXT)
-        typed = _as(col.name, col.kind, raw.decimal_comma)
+        typed = _as(col.name, col.kind, raw.formats)
         if col.required:
             empty = text if raw.table[col.name].type().is_string() else _raw(col.name)
             yield _Rule(col.name, "not_null",
                         lambda t, v=empty, w=typed: _when_null(w(t), v(t).isnull()),
                         "no value in this required column",
                         "fill it in for every row, or drop those rows in the export")
-        if col.kind in _KIND_FIX and _needs_conversion(raw.table[col.name], col.kind):
-            problem, fix = _KIND_FIX[col.kind]
+        if col.kind not in (Kind.ID, Kind.TEXT) and _needs_conversion(raw.table[col.name],
+                                                                      col.kind):
+            problem, fix = _conversion(col.kind, raw.formats)
             yield _Rule(col.name, "convertible",
                         lambda t, v=text, w=typed: _when_null(w(t), v(t).notnull()), problem, fix)
         if col.kind is Kind.DATE and horizon is not None:
@@ -347,9 +364,9 @@ def _raw(name: str) -> Callable[[ir.Table], ir.Column]:
     return lambda t: t[name]
 
 
-def _as(name: str, kind: Kind, decimal_comma: bool = False) -> Callable[[ir.Table], ir.Column]:
+def _as(name: str, kind: Kind, formats: Formats = ISO_POINT) -> Callable[[ir.Table], ir.Column]:
     """A function giving column ``name`` of a table converted to ``kind``."""
-    return lambda t: typed_column(t[name], kind, decimal_comma)
+    return lambda t: typed_column(t[name], kind, formats)
 
 
 def _needs_conversion(col: ir.Column, kind: Kind) -> bool:

@@ -87,8 +87,9 @@ def check_covers(source: Source, as_of: dt.date, command: str) -> None:
     command and pipeline step that reads a source at an as_of: a source that stops earlier
     would make every customer look gone."""
     consequence = PAST_THE_DATA[command]
-    orders = source.tables["orders"].table
-    found = typed_events(orders, table_spec("orders")).order_date.max().execute()
+    orders = source.tables["orders"]
+    typed = typed_events(orders.table, table_spec("orders"), orders.formats)
+    found = typed.order_date.max().execute()
     newest = None if found is None or pd.isna(found) else pd.Timestamp(found).date()
     if newest is None or newest <= months_before(as_of, 1):
         raise InputError(

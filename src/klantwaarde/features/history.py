@@ -85,7 +85,7 @@ def _events(source: Source, name: str, date: str, anchor: int, last: int) -> ir.
     if name not in source.tables:
         return None
     raw = source.tables[name]
-    t = typed_events(raw.table, table_spec(name), raw.decimal_comma)
+    t = typed_events(raw.table, table_spec(name), raw.formats)
     t = t.filter(t[date] <= date_of(last, anchor))  # a date filter reaches the file's row groups
     return t.mutate(p=period_expr(t[date], anchor))
 
@@ -113,7 +113,8 @@ def _running(panel: ir.Table, **states: tuple[str, ir.Value]) -> ir.Table:
 def _with_products(source: Source, lines: ir.Table, needed: list[str]) -> ir.Table:
     """The order lines with the ``needed`` products columns (category, unit_cost) as
     ``<column>_p_``, through the trimmed product_id."""
-    items = typed_table(source.tables["products"].table, table_spec("products"))
+    raw = source.tables["products"]
+    items = typed_table(raw.table, table_spec("products"), raw.formats)
     items = items.select(product_key_=items.product_id, **{f"{c}_p_": items[c] for c in needed})
     return lines.left_join(items, typed_column(lines.product_id, Kind.ID)
                            == items.product_key_).drop("product_key_")
@@ -268,7 +269,8 @@ def _customers(source: Source, cfg: Config) -> ir.Table | None:
     never a protected attribute."""
     if "customers" not in source.tables:
         return None
-    t = typed_table(source.tables["customers"].table, table_spec("customers"))
+    raw = source.tables["customers"]
+    t = typed_table(raw.table, table_spec("customers"), raw.formats)
     protected = {a.lower() for a in cfg.contract.protected_attributes}
     keep = [c for c in t.columns
             if c not in ("customer_id", "account_manager") and c.lower() not in protected]

@@ -33,7 +33,7 @@ def available() -> bool:
 def daily_transactions(source: Source, as_of: dt.date) -> pd.DataFrame:
     """customer_id, date and spend per customer and day with an order line, up to ``as_of``."""
     raw = source.tables["orders"]
-    t = typed_events(raw.table, table_spec("orders"), raw.decimal_comma)
+    t = typed_events(raw.table, table_spec("orders"), raw.formats)
     t = t.filter(t.order_date <= as_of)
     daily = t.group_by(["customer_id", "order_date"]).aggregate(spend=t.gross_amount.sum())
     return daily.to_pandas().rename(columns={"order_date": "date"})
