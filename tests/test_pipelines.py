@@ -327,7 +327,9 @@ def test_a_month_runs_and_runs_again_in_place(setup: dict[str, Path],
     assert result.exit_code == 0, result.output + repr(result.exception)
     first = _record(file, "2025-06-30")
     assert [s["status"] for s in first["steps"]] == ["ok", "ok", "ok"]
-    assert "scored at 2024-12-31: churn ROC-AUC" in first["steps"][2]["summary"]
+    # the champions were trained at 2025-06-30: the month evaluated is inside their window
+    assert ("scored at 2024-12-31 (in-sample, not out-of-time): churn ROC-AUC"
+            in first["steps"][2]["summary"])
     store = setup["root"] / "scores.duckdb"
     once = _scores(store, "2025-06-30")
     lists = setup["root"] / "lists" / "2025-06-30"

@@ -85,8 +85,9 @@ def evaluate(spec: EvaluateStep, ctx: Context) -> Outcome:
         then = months_before(ctx.as_of, ctx.cfg.labels.horizon_months)
         return Outcome(f"no scores of {then} to evaluate yet", skipped=True)
     m = result.metrics
-    return Outcome(f"{result.customers:,} customers scored at {result.scored_at}: churn ROC-AUC "
-                   f"{m['churn_roc_auc']:.3f}, retention {m['retention_rate']:.1%}", result,
+    kind = "in-sample, not out-of-time" if result.in_sample else "out-of-time"
+    return Outcome(f"{result.customers:,} customers scored at {result.scored_at} ({kind}): churn "
+                   f"ROC-AUC {m['churn_roc_auc']:.3f}, retention {m['retention_rate']:.1%}", result,
                    notices=tuple(result.notices))
 
 
