@@ -374,7 +374,7 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     assert migration.sum(axis=1)[then.index].tolist() == then.tolist()
 
 
-def test_a_month_the_champions_were_trained_on_is_flagged_and_evaluated_as_in_sample(
+def test_a_month_before_the_champions_training_as_of_is_flagged_and_evaluated_in_sample(
         setup: dict[str, Path], tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
@@ -390,30 +390,30 @@ def test_a_month_the_champions_were_trained_on_is_flagged_and_evaluated_as_in_sa
                                                          "parquet": str(parquet)}))
     runner = CliRunner()
     scored = runner.invoke(app, ["score", "--source", str(setup["base"]), "--as-of",
-                                 TRAIN_AS_OF, "--config", str(config)])
+                                 "2024-10-31", "--config", str(config)])
     assert scored.exit_code == 0, scored.output + repr(scored.exception)
     said = " ".join(scored.output.split())
     assert "churn champion version 1 was trained on data up to 2024-11-30;" in said
-    assert "scores at 2024-11-30 are in-sample" in said and "not out-of-time" in said
+    assert "scores at 2024-10-31 are in-sample" in said and "not out-of-time" in said
     assert _month(store).in_sample.all()
-    assert read_scores(parquet, dt.date(2024, 11, 30)).in_sample.all()
+    assert read_scores(parquet, dt.date(2024, 10, 31)).in_sample.all()
 
     result = runner.invoke(app, ["evaluate", "--source", str(setup["base"]), "--as-of",
-                                 "2025-05-31", "--config", str(config)])
+                                 "2025-04-30", "--config", str(config)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     said = " ".join(result.output.split())
-    assert "scored at 2024-11-30" in said and "out-of-time." not in said
-    assert "up to 2025-05-31: in-sample, not an out-of-time result" in said
+    assert "scored at 2024-10-31" in said and "out-of-time." not in said
+    assert "up to 2025-04-30: in-sample, not an out-of-time result" in said
     assert "scores against outcomes (in-sample)" in said
-    assert "the scores at 2024-11-30 are in-sample (churn v1, margin v1, upgrade v1)" in said
+    assert "the scores at 2024-10-31 are in-sample (churn v1, margin v1, upgrade v1)" in said
 
     client = MlflowClient(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("klantwaarde-scoring").experiment_id
     [scoring] = client.search_runs([experiment], "tags.kind = 'scoring' and "
-                                   f"params.as_of = '{TRAIN_AS_OF}'")
+                                   "params.as_of = '2024-10-31'")
     assert scoring.data.tags["in_sample"] == "true"
     [run] = client.search_runs([experiment], "tags.kind = 'evaluation' and "
-                               "params.as_of = '2025-05-31'")
+                               "params.as_of = '2025-04-30'")
     assert run.data.tags["in_sample"] == "true"
     metrics = run.data.metrics
     assert "in_sample.churn_roc_auc" in metrics and "in_sample.retention_rate" in metrics
@@ -423,8 +423,8 @@ def test_a_month_the_champions_were_trained_on_is_flagged_and_evaluated_as_in_sa
     registry.connect(load_config(config).models)
     unrecorded = pd.DataFrame({"in_sample": [None, None]})
     versions = {"churn": 1, "margin": 1, "upgrade": 1}
-    assert _in_sample(unrecorded, versions, dt.date(2024, 11, 30))
-    assert not _in_sample(unrecorded, versions, dt.date(2024, 12, 31))
+    assert _in_sample(unrecorded, versions, dt.date(2024, 10, 31))
+    assert not _in_sample(unrecorded, versions, dt.date(2024, 11, 30))  # the training month
 
 
 def test_without_reasons_the_scores_are_the_same_and_the_reasons_empty(

@@ -45,9 +45,9 @@ class NoScoresError(InputError):
 
 
 IN_SAMPLE = ("the scores at {then} are in-sample ({versions}): a champion that made them was "
-             "trained on data up to or after {then}, so these figures measure fit to the "
+             "trained on data after {then}, so these figures measure fit to the "
              "training data, not out-of-time performance. They are logged with the prefix "
-             "in_sample. and the tag in_sample=true. Evaluate a month scored after the "
+             "in_sample. and the tag in_sample=true. Evaluate a month scored at or after the "
              "champions' training --as-of for an out-of-time result.")
 
 
@@ -62,7 +62,7 @@ class EvaluationResult:
     migration: pd.DataFrame  # customers per pyramid tier at scored_at (rows) and at as_of
     run_id: str
     notices: list[str]
-    in_sample: bool  # a model that made the scores was trained on data up to or after scored_at
+    in_sample: bool  # a model that made the scores was trained on data after scored_at
 
 
 def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
@@ -133,7 +133,7 @@ def _in_sample(scores: pd.DataFrame, versions: dict[str, int], then: dt.date) ->
         except MlflowException:  # a version no longer in this registry
             continue
         trained = trained_as_of(run_id)
-        if trained is not None and then <= trained:
+        if trained is not None and then < trained:
             return True
     return False
 

@@ -44,7 +44,7 @@ class ScoringResult:
     store: Path
     run_id: str
     notices: list[str]
-    in_sample: bool  # a champion was trained on data up to or after as_of
+    in_sample: bool  # a champion saw outcomes after as_of: trained at a later --as-of
 
 
 def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: None
@@ -102,17 +102,18 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
 
 
 def _in_sample_notice(champions: dict[str, Champion], as_of: dt.date) -> str | None:
-    """A notice when ``as_of`` is on or before the training --as-of of a champion: that model
-    saw what happened after as_of, so its scores there are in-sample; else None."""
+    """A notice when ``as_of`` is before the training --as-of of a champion: that model saw
+    what happened after as_of, so its scores there are in-sample; else None. Scoring at the
+    training --as-of itself predicts what the model has not seen: out-of-time."""
     seen = [f"{t} champion version {c.version.version} was trained on data up to "
             f"{c.trained_as_of}" for t, c in champions.items()
-            if c.trained_as_of is not None and as_of <= c.trained_as_of]
+            if c.trained_as_of is not None and as_of < c.trained_as_of]
     if not seen:
         return None
     return (f"{'; '.join(seen)}; scores at {as_of} are in-sample: a champion saw what "
             f"happened after {as_of}, so klantwaarde evaluate of this month measures fit to the "
             "training data, not out-of-time performance. The month is flagged (column "
-            "in_sample, MLflow tag in_sample=true); score a month after the training --as-of "
+            "in_sample, MLflow tag in_sample=true); score a month at or after the training --as-of "
             "for out-of-time results.")
 
 

@@ -54,7 +54,7 @@ SCHEMA = pa.schema([
     ("churn_reasons", TEXTS),
     ("margin_reasons", TEXTS),
     ("upgrade_reasons", TEXTS),
-    ("in_sample", pa.bool_()),  # a champion was trained on data up to or after as_of
+    ("in_sample", pa.bool_()),  # a champion was trained on data after as_of
 ])
 _TYPES = dict(zip(SCHEMA.names, (
     "DATE", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE",
