@@ -144,8 +144,8 @@ def _evaluation(as_of: dt.date) -> dict[str, object]:
     prefix = ""
     if run.data.tags.get("in_sample") == "true":  # its metrics are logged as in_sample.NAME
         prefix = "in_sample."
-        scored_at = (f"{scored_at} (in-sample: a champion that made them was trained on data up "
-                     "to or after that month, so this is not an out-of-time result)")
+        scored_at = (f"{scored_at} (in-sample: a champion that made them was trained on data "
+                     "after that month, so this is not an out-of-time result)")
     metrics = run.data.metrics
     return {"scored_at": scored_at,
             "rows": [{"measure": k.replace("_", " "), "value": f.format(metrics[prefix + k])}

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import mlflow.pyfunc
 import pandas as pd
-from mlflow import MlflowClient
 
 from klantwaarde.errors import InputError
 from klantwaarde.training import registry
@@ -47,17 +46,15 @@ def load_champions() -> dict[TargetName, Champion]:
         inputs = {c.name: getattr(c.type, "name", str(c.type))
                   for c in (schema.inputs if schema else [])}
         found[target] = Champion(version, loaded.unwrap_python_model(), inputs,
-                                 trained_as_of(version.run_id))
+                                 trained_as_of(version))
     return found
 
 
-def trained_as_of(run_id: str) -> dt.date | None:
-    """The --as-of of the training whose candidate run ``run_id`` logged a model: the parameter
-    ``as_of`` of its parent run; None for a model logged some other way."""
-    client = MlflowClient()
-    run = client.get_run(run_id)
-    parent = run.data.tags.get("mlflow.parentRunId")
-    found = (client.get_run(parent) if parent else run).data.params.get("as_of")
+def trained_as_of(version: registry.Version) -> dt.date | None:
+    """The --as-of of the training that made ``version``: the parameter ``as_of`` of its
+    training run; None for a model logged some other way, or whose run is gone."""
+    training = registry.training_run(version)
+    found = training.data.params.get("as_of") if training is not None else None
     return dt.date.fromisoformat(found) if found else None
 
 

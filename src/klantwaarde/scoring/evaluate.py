@@ -128,11 +128,12 @@ def _in_sample(scores: pd.DataFrame, versions: dict[str, int], then: dt.date) ->
         return bool(recorded.any())
     client = MlflowClient()
     for target, version in versions.items():
+        name = registry.NAMES[target]
         try:
-            run_id = client.get_model_version(registry.NAMES[target], str(version)).run_id
+            run_id = client.get_model_version(name, str(version)).run_id
         except MlflowException:  # a version no longer in this registry
             continue
-        trained = trained_as_of(run_id)
+        trained = trained_as_of(registry.Version(target, name, version, run_id))
         if trained is not None and then < trained:
             return True
     return False
