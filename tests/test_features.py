@@ -389,7 +389,7 @@ def datasets(draw: st.DrawFn, as_of: dt.date | None = None) -> Dataset:
 def redrawn_after(draw: st.DrawFn, ds: Dataset, cut: dt.date) -> Dataset:
     """``ds`` with every event dated after ``cut`` kept, changed or deleted, new events after
     ``cut`` added, and the later dates (paid, due, closed, acquired) that lie after ``cut`` moved
-    to another date after ``cut`` (or emptied)."""
+    to another date after ``cut`` (or emptied, all but a due date)."""
     later = dates_after(cut)
     fresh = {"orders": order_row(later, LATE_CATEGORIES, [*PRODUCT_IDS, "P9"]),
              "invoices": invoice_row(later, later),
@@ -410,7 +410,10 @@ def redrawn_after(draw: st.DrawFn, ds: Dataset, cut: dt.date) -> Dataset:
                     row[date] = row[date] or cut + DAY
             for column in LATER_DATES.get(name, ()):
                 if row.get(column) is not None and row[column] > cut:
-                    row[column] = draw(maybe(later, 4))
+                    # a due date is a term of the invoice as issued, known from its date on: it
+                    # moves to another later date but does not vanish (an invoice paid before
+                    # as_of against a later due date counts as paid on time)
+                    row[column] = draw(later if column == "due_date" else maybe(later, 4))
             out.append(row)
         if name in fresh:
             added = draw(st.lists(fresh[name], max_size=4))
