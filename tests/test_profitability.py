@@ -23,6 +23,7 @@ from klantwaarde.sources import open_source
 
 AS_OF = dt.date(2024, 12, 31)
 RATE = 0.08 / 365  # costs.yaml: late_payment_interest_per_year 0.08
+REMINDER = 25  # costs.yaml: per_reminder, at each month end an invoice is overdue
 
 ORDERS = """customer_id,order_id,order_date,gross_amount,discount_amount,cost_amount
 C1,0,2023-12-31,5000,0,3000
@@ -30,14 +31,14 @@ C1,1,2024-03-01,1000,50,600
 C1,1,2024-03-01,200,0,120
 C1,2,2024-06-10,100,0,70
 C1,9,2025-01-01,7000,0,4000
-C3,3,2024-04-01,100000,10000,60000
+C3,3,2024-04-01,100000,25000,60000
 """ + "".join(f"C4,{10 + i},2024-0{1 + i % 9}-15,100,0,75\n" for i in range(10))
 
 INVOICES = """customer_id,invoice_id,invoice_date,amount,due_date,paid_date
 C1,I1,2024-03-01,1150,2024-03-31,2024-04-30
 C1,I2,2024-06-10,100,2024-07-10,
 C1,I9,2025-01-01,7000,2025-01-31,
-C3,I3,2024-04-01,90000,2024-05-01,2024-04-20
+C3,I3,2024-04-01,75000,2024-05-01,2024-04-20
 """
 
 INTERACTIONS = """customer_id,date,kind
@@ -54,17 +55,21 @@ CUSTOMERS = ("customer_id,account_manager,strategic\nC1,Anna,no\nC2,Anna,no\nC3,
              "C4,Bram,no\n")
 
 # Every figure of every customer, by hand with the rates of costs.yaml.
-C1_INTEREST = 1150 * 30 * RATE + 100 * (AS_OF - dt.date(2024, 7, 10)).days * RATE
+C1_LATE = [30, (AS_OF - dt.date(2024, 7, 10)).days]  # I1 paid 30 days late, I2 unpaid
+# I1 is overdue at the end of March 2024 (due the 31st: not yet) and April (paid the 30th: not
+# any more), so it gets no reminder; I2, due 10 July and open, one at each month end from July to
+# December, capped at max_reminders 6
+C1_LATE_PAYMENT = (1150 * C1_LATE[0] + 100 * C1_LATE[1]) * RATE + 6 * REMINDER
 EXPECTED = {
     # revenue, discounts, cost of goods, then the drivers in DRIVERS order
     "C1": dict(revenue=1300, discounts=50, cost_of_goods=790, cost_orders=2 * 15,
                cost_order_lines=3 * 1.5, cost_invoices=2 * 5, cost_franco=1 * 20,
                cost_visits=1 * 400, cost_calls=1 * 12, cost_complaints=1 * 80,
-               cost_late_payment=C1_INTEREST),
+               cost_late_payment=C1_LATE_PAYMENT),
     "C2": dict(revenue=0, discounts=0, cost_of_goods=0, cost_orders=0, cost_order_lines=0,
                cost_invoices=0, cost_franco=0, cost_visits=2 * 400, cost_calls=0,
                cost_complaints=0, cost_late_payment=0),
-    "C3": dict(revenue=100000, discounts=10000, cost_of_goods=60000, cost_orders=15,
+    "C3": dict(revenue=100000, discounts=25000, cost_of_goods=60000, cost_orders=15,
                cost_order_lines=1.5, cost_invoices=5, cost_franco=0, cost_visits=0, cost_calls=0,
                cost_complaints=0, cost_late_payment=0),
     "C4": dict(revenue=1000, discounts=0, cost_of_goods=750, cost_orders=10 * 15,
@@ -100,9 +105,9 @@ def test_every_driver_of_every_customer_matches_the_hand_computation(hand_built:
         gross = figures["revenue"] - figures["discounts"] - figures["cost_of_goods"]
         assert row.cost_to_serve == pytest.approx(costs, abs=1e-9)
         assert row.net_margin == pytest.approx(gross - costs, abs=1e-9), customer
-    # C3: 100,000 a year warrants 8% (costs.yaml bands); it gets 10%: 2,000 stale
-    assert got.loc["C3", "warranted_discount_pct"] == 0.08
-    assert got.loc["C3", "stale_discount"] == pytest.approx(2000)
+    # C3: 100,000 a year warrants 20% (costs.yaml bands); it gets 25%: 5,000 stale
+    assert got.loc["C3", "warranted_discount_pct"] == 0.20
+    assert got.loc["C3", "stale_discount"] == pytest.approx(5000)
     assert got.loc["C1", "stale_discount"] == pytest.approx(50)  # 1,300 a year warrants 0%
     assert got.loc["C4", "n_franco"] == 10 and got.loc["C1", "n_franco"] == 1
 

@@ -6,6 +6,7 @@ would: from the exported tables with DuckDB, costs applied by hand with the ship
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
+from klantwaarde.profitability_report import build_report
 from klantwaarde.simulation import simulate
 from klantwaarde.sources import open_source
 from klantwaarde.validation import validate_source
@@ -27,7 +29,7 @@ from klantwaarde.validation import validate_source
 CUSTOMERS, MONTHS, SEED = 4000, 36, 20261123
 # The oracle churn AUC of this base (true hazard at the start of month 25 against churn in the
 # next six months), written down so that the models of later releases can be measured against it.
-ORACLE_AUC = 0.70
+ORACLE_AUC = 0.72
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +48,11 @@ def db(base: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _last_year(con: duckdb.DuckDBPyConnection) -> np.ndarray:
-    """Per customer with orders in the last 12 months: revenue and net margin after costs."""
+def _last_year(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per customer with orders in the last 12 months: revenue, cost-to-serve and net margin."""
     k = load_config().costs
     window = "BETWEEN DATE '2025-01-01' AND DATE '2025-12-31'"
-    rows = con.execute(f"""
+    return con.execute(f"""
         WITH lines AS (SELECT * FROM orders WHERE order_date {window}),
         per_order AS (SELECT customer_id, order_id, sum(gross_amount - discount_amount) AS net
                       FROM lines GROUP BY ALL),
@@ -58,44 +60,87 @@ def _last_year(con: duckdb.DuckDBPyConnection) -> np.ndarray:
                      sum(gross_amount - discount_amount - cost_amount) AS margin,
                      count(*) AS n_lines FROM lines GROUP BY ALL),
         po AS (SELECT customer_id, count(*) AS n_orders,
-                      count(*) FILTER (net < {k.franco_threshold}) AS franco
+                      count(*) FILTER (net > 0 AND net < {k.franco_threshold}) AS franco
                FROM per_order GROUP BY ALL),
+        late AS (SELECT customer_id, amount, greatest(least(coalesce(paid_date, DATE '2025-12-31'),
+                        DATE '2025-12-31') - due_date, 0) AS days,
+                        -- reminders: the month ends after the due date, before the payment
+                        (SELECT count(*) FROM range(DATE '2023-01-31', DATE '2026-01-01',
+                                                    INTERVAL 1 MONTH) r(month)
+                         WHERE last_day(month) > due_date AND last_day(month) <= DATE '2025-12-31'
+                           AND (paid_date IS NULL OR last_day(month) < paid_date)) AS sent
+                 FROM invoices WHERE invoice_date {window}),
         inv AS (SELECT customer_id, count(*) AS n_invoices,
-                       sum(amount * greatest(coalesce(paid_date, DATE '2026-01-01') - due_date, 0))
-                         * {k.late_payment_interest_per_year} / 365 AS interest
-                FROM invoices WHERE invoice_date {window} GROUP BY ALL),
+                       sum(greatest(amount, 0) * days) * {k.late_payment_interest_per_year} / 365
+                       + sum(least(sent, {k.max_reminders})) FILTER (amount > 0) * {k.per_reminder}
+                         AS late_payment
+                FROM late GROUP BY ALL),
         it AS (SELECT customer_id, count(*) FILTER (kind = 'visit') AS visits,
                       count(*) FILTER (kind = 'call') AS calls
                FROM interactions WHERE date {window} GROUP BY ALL),
         cp AS (SELECT customer_id, count(*) AS n_complaints FROM complaints
-               WHERE opened_on {window} GROUP BY ALL)
-        SELECT revenue,
-               margin - n_orders * {k.per_order} - n_lines * {k.per_order_line}
-               - coalesce(n_invoices, 0) * {k.per_invoice} - franco * {k.per_franco_shipment}
-               - coalesce(visits, 0) * {k.per_visit} - coalesce(calls, 0) * {k.per_call}
-               - coalesce(n_complaints, 0) * {k.per_complaint} - coalesce(interest, 0) AS net
-        FROM o JOIN po USING (customer_id) LEFT JOIN inv USING (customer_id)
-        LEFT JOIN it USING (customer_id) LEFT JOIN cp USING (customer_id)
-    """).fetchnumpy()
-    return np.column_stack([rows["revenue"], rows["net"]])
+               WHERE opened_on {window} GROUP BY ALL),
+        costs AS (
+            SELECT revenue, margin,
+                   n_orders * {k.per_order} + n_lines * {k.per_order_line}
+                   + coalesce(n_invoices, 0) * {k.per_invoice} + franco * {k.per_franco_shipment}
+                   + coalesce(visits, 0) * {k.per_visit} + coalesce(calls, 0) * {k.per_call}
+                   + coalesce(n_complaints, 0) * {k.per_complaint}
+                   + coalesce(late_payment, 0) AS cost_to_serve
+            FROM o JOIN po USING (customer_id) LEFT JOIN inv USING (customer_id)
+            LEFT JOIN it USING (customer_id) LEFT JOIN cp USING (customer_id))
+        SELECT revenue, cost_to_serve, margin - cost_to_serve AS net FROM costs
+    """).df()
 
 
 def test_revenue_is_concentrated_like_a_customer_pyramid(db: duckdb.DuckDBPyConnection) -> None:
-    revenue = np.sort(_last_year(db)[:, 0])[::-1]
+    revenue = np.sort(_last_year(db).revenue.to_numpy())[::-1]
     n = len(revenue)
     top5 = revenue[: n // 20].sum() / revenue.sum()
     top20 = revenue[: n // 5].sum() / revenue.sum()
     # targets 40% and 80% (simulate.yaml: a log-normal size gives about 44% and 75%)
     assert 0.34 <= top5 <= 0.52, top5
-    assert 0.68 <= top20 <= 0.85, top20
+    assert 0.70 <= top20 <= 0.90, top20
 
 
-def test_about_a_fifth_of_customers_lose_money_after_cost_to_serve(
-        db: duckdb.DuckDBPyConnection) -> None:
-    net = _last_year(db)[:, 1]
-    loss_share = (net < 0).mean()
-    assert 0.15 <= loss_share <= 0.32, loss_share
-    assert net.sum() > 0
+def economics(customers: pd.DataFrame) -> dict[str, float]:
+    """The figures of a B2B base's profitability (customers: revenue, cost_to_serve, net)."""
+    active = customers[customers.revenue > 0]
+    net = np.sort(active.net.to_numpy())[::-1]
+    smallest = active.sort_values("revenue", kind="stable")
+    bottom = smallest[smallest.revenue.cumsum() <= 0.2 * active.revenue.sum()]
+    largest = active.revenue.sort_values(ascending=False)
+    return {"whale_peak": np.cumsum(net).max() / net.sum(),
+            "bottom_margin": bottom.net.sum() / bottom.revenue.sum(),
+            "bottom_cost_share": bottom.cost_to_serve.sum() / active.cost_to_serve.sum(),
+            "loss_share": (active.net < 0).mean(),
+            "top20_revenue": largest[: len(largest) // 5].sum() / largest.sum()}
+
+
+def assert_b2b_economics(figures: dict[str, float]) -> None:
+    """The targets of simulate.yaml: the whale curve and the loss-making tail of a B2B base."""
+    assert 1.30 <= figures["whale_peak"] <= 2.50, figures
+    assert -0.30 <= figures["bottom_margin"] <= -0.05, figures
+    assert figures["bottom_cost_share"] >= 0.50, figures
+    assert 0.15 <= figures["loss_share"] <= 0.30, figures
+    assert 0.70 <= figures["top20_revenue"] <= 0.90, figures
+
+
+def test_the_base_has_the_economics_of_a_b2b_wholesaler(db: duckdb.DuckDBPyConnection) -> None:
+    assert_b2b_economics(economics(_last_year(db)))
+
+
+def test_loss_accounts_lose_on_visits_small_orders_stale_discounts_and_late_payment(
+        base: Path) -> None:
+    config = load_config()
+    report = build_report(open_source(str(base), config.source), dt.date(2025, 12, 31), config)
+    customers = report.customers.rename(columns={"net_margin": "net"})
+    # the product's own figures agree with the ones computed by hand from the tables
+    assert_b2b_economics(economics(customers))
+    loss = customers[customers.category == "loss account"]
+    drivers = loss.loss_driver.value_counts() / len(loss)
+    for driver in ("visits", "small_orders", "stale_discount", "late_payment"):
+        assert drivers.get(driver, 0) >= 0.05, drivers
 
 
 def test_yearly_churn_rate(db: duckdb.DuckDBPyConnection) -> None:

@@ -104,6 +104,8 @@ class CostsConfig(Section):
     per_call: NonNegative
     per_complaint: NonNegative
     late_payment_interest_per_year: NonNegative
+    per_reminder: NonNegative
+    max_reminders: int = Field(ge=0)
     default_gross_margin: Share
     discount_bands: Annotated[tuple[DiscountBand, ...], Field(min_length=1),
                               AfterValidator(_bands_ascend)]
@@ -170,12 +172,15 @@ class ContactParams(Section):
     tolerated_months: dict[str, Positive]
     emails_per_year: NonNegative
     workload_elasticity: float
+    manager_habit_sigma: NonNegative
     friendly_share: Share
-    friendly_visit_factor: Positive
+    friendly_visits_per_year: NonNegative
 
 
 class ComplaintParams(Section):
     per_order: NonNegative
+    heavy_share: Share
+    heavy_factor: Positive
     categories: Shares
     mean_days_to_close: Positive
     promised_days: int = Field(gt=0)

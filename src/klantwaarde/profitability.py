@@ -2,9 +2,9 @@
 
 Net margin = revenue - discounts - cost of goods - cost-to-serve, over the window (as_of - window,
 as_of]. Cost-to-serve is the sum of its drivers: orders, order lines, invoices, franco shipments,
-visits, calls, complaints and interest on late payment, each a count times a rate from
-costs.yaml. A driver whose table or column is absent is skipped and reported: its column is null,
-never zero, and it is left out of the sum.
+visits, calls, complaints and late payment (interest and reminders), each a count
+times a rate from costs.yaml. A driver whose table or column is absent is skipped and reported:
+its column is null, never zero, and it is left out of the sum.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from klantwaarde.config import CostsConfig
 from klantwaarde.contract import Kind, table_spec
-from klantwaarde.periods import months_before
+from klantwaarde.periods import anchor_of, months_before, period_expr, period_of
 from klantwaarde.sources import Source
 from klantwaarde.typed import means_one_of, typed_column, typed_events, typed_table
 
@@ -141,18 +141,37 @@ def _orders(orders: ir.Table, products: ir.Table | None, costs: CostsConfig,
 
 def _invoices(invoices: ir.Table, as_of: dt.date, costs: CostsConfig,
               skipped: list[str]) -> ir.Table:
-    """Invoices per customer and the interest on the days each was paid late, up to as_of."""
+    """Invoices per customer and what their late payment cost up to as_of: interest on the
+    amount for the days late and the reminders sent."""
     metrics = {}
     if {"due_date", "paid_date"} <= set(invoices.columns):
         today = ibis.literal(as_of)
         settled = ibis.least(invoices.paid_date.fill_null(today), today)
         late = ibis.greatest(settled.delta(invoices.due_date, unit="day"), 0)
-        interest = ibis.greatest(invoices.amount, 0) * late * (
-            costs.late_payment_interest_per_year / 365)
-        metrics["interest"] = interest.fill_null(0)
+        anchor = anchor_of(as_of)
+        # the month ends (on as_of's grid) after the due date and before the payment
+        first = period_expr(invoices.due_date + ibis.interval(days=1), anchor)
+        last = ibis.least(period_expr(invoices.paid_date, anchor) - 1, period_of(as_of, anchor))
+        sent = reminders(ibis.ifelse(invoices.amount > 0, 1, 0), first,
+                         last.fill_null(period_of(as_of, anchor)), costs)
+        metrics["late_payment"] = late_payment_cost(
+            (ibis.greatest(invoices.amount, 0) * late).fill_null(0), sent.fill_null(0), costs)
     else:
         skipped.append("late_payment: invoices lack due_date or paid_date")
     return _per_customer(invoices, count="n_invoices", **metrics)
+
+
+def reminders(invoices: ir.IntegerValue, first: ir.IntegerValue, last: ir.IntegerValue,
+              costs: CostsConfig) -> ir.IntegerValue:
+    """Reminders sent for ``invoices`` overdue at the ends of periods ``first`` to ``last``."""
+    return invoices * ibis.least(ibis.greatest(last - first + 1, 0), costs.max_reminders)
+
+
+def late_payment_cost(amount_days: ir.NumericValue, sent: ir.NumericValue,
+                      costs: CostsConfig) -> ir.NumericValue:
+    """The cost of late payment from amount x days late and the reminders sent."""
+    return (amount_days * (costs.late_payment_interest_per_year / 365)
+            + sent * costs.per_reminder)
 
 
 def margins(t: ir.Table, costs: CostsConfig, window_months: int, has_discounts: bool,
@@ -164,7 +183,7 @@ def margins(t: ir.Table, costs: CostsConfig, window_months: int, has_discounts: 
 
 # the counts and sums margin_values reads; the first three are always given
 MARGIN_INPUTS = ("revenue", "discounts", "cost_of_goods", "n_orders", "n_lines", "n_franco",
-                 "n_invoices", "interest", "n_visits", "n_calls", "n_complaints")
+                 "n_invoices", "late_payment", "n_visits", "n_calls", "n_complaints")
 
 
 def margin_values(given: dict[str, ir.Value], costs: CostsConfig, window_months: int,
@@ -178,11 +197,11 @@ def margin_values(given: dict[str, ir.Value], costs: CostsConfig, window_months:
              "visits": ("n_visits", costs.per_visit),
              "calls": ("n_calls", costs.per_call),
              "complaints": ("n_complaints", costs.per_complaint),
-             "late_payment": ("interest", 1.0)}
+             "late_payment": ("late_payment", 1.0)}
     drivers = {name: (given[column].fill_null(0) * rate).cast("float64")
                for name, (column, rate) in rates.items() if column in given}
     counts = {column: (given[column].fill_null(0) if column in given else ibis.null("int64"))
-              for column, _ in rates.values() if column != "interest"}
+              for column, _ in rates.values() if column != "late_payment"}
     revenue = given["revenue"].fill_null(0)
     discounts = given["discounts"].fill_null(0) if has_discounts else ibis.null("float64")
     cost_of_goods = given["cost_of_goods"].fill_null(0)

@@ -209,7 +209,7 @@ def _orders_panel(lines: ir.Table, cfg: Config, anchor: int, has_order_id: bool)
 
 def _invoices(source: Source, anchor: int, last: int) -> ir.Table | None:
     """Per customer, period issued, period after the due date (dp) and period paid (sp): counts
-    and amounts for the invoice cost, the interest on late days and payment behaviour."""
+    and amounts for the invoice cost, the cost of late payment and payment behaviour."""
     t = _events(source, "invoices", "invoice_date", anchor, last)
     if t is None:
         return None

@@ -19,7 +19,7 @@ from klantwaarde.config import Config
 from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature, owns_feature
 from klantwaarde.features.history import EPOCH, History, per_customer
 from klantwaarde.periods import date_of
-from klantwaarde.profitability import DRIVERS, margin_values
+from klantwaarde.profitability import DRIVERS, late_payment_cost, margin_values, reminders
 
 FEATURE_WINDOW = 12  # the longest feature window, in months
 
@@ -74,7 +74,7 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
     t = _orders(history, snaps, cfg, forward)
     t = t.left_join(_state(history.order_state, snaps), ["customer_id", "snap"]) \
         .drop("customer_id_right", "snap_right")
-    parts = [_invoices(history, snaps, forward, "payment" in has),
+    parts = [_invoices(history, snaps, cfg, forward, "payment" in has),
              _interactions(history, snaps, forward),
              _complaints(history, snaps, forward, "open_complaints" in has)]
     for part in parts:
@@ -180,9 +180,9 @@ def _orders(history: History, snaps: ir.Table, cfg: Config, forward: int) -> ir.
     return t.join(snaps, "snap")
 
 
-def _invoices(history: History, snaps: ir.Table, forward: int, payment: bool
+def _invoices(history: History, snaps: ir.Table, cfg: Config, forward: int, payment: bool
               ) -> ir.Table | None:
-    """Invoices, interest on late days and payment behaviour per customer and snapshot."""
+    """Invoices, the cost of late payment and payment behaviour per customer and snapshot."""
     v = history.invoices
     if v is None:
         return None
@@ -192,24 +192,32 @@ def _invoices(history: History, snaps: ir.Table, forward: int, payment: bool
     if forward:
         m["invoices_next"] = _sum(j.n_invoices, age < 0)
     if payment:
-        def late_amount_days(end: ir.IntegerValue, end_day: ir.IntegerValue) -> ir.NumericValue:
+        def late_amount_days(end: ir.IntegerValue, end_day: ir.IntegerValue
+                             ) -> ir.NumericValue:
             """Amount x days late up to the period ``end``: paid ones to their payment, the
             others to ``end_day``."""
             return ibis.ifelse(j.sp <= end, j.positive_late_days,
                                ibis.ifelse(j.dp <= end, j.positive * end_day - j.positive_due_day,
                                            0.0))
 
+        def sent(end: ir.IntegerValue) -> ir.IntegerValue:
+            """Reminders sent up to the period ``end``: at the end of each period from the due
+            date on, before the payment."""
+            return reminders(j.n_positive, j.dp, ibis.least(j.sp - 1, end), cfg.costs)
+
         paid = recent & (j.sp <= j.snap)
         overdue = recent & (j.dp <= j.snap) & (j.sp > j.snap)
-        m |= {"late_amount_days_12": _sum(late_amount_days(j.snap, j.day), recent),
-              "paid_known": _sum(j.n_known, paid),
+        m |= {"paid_known": _sum(j.n_known, paid),
               "paid_late_days": _sum(j.late_days, paid),
               "paid_late": _sum(j.n_late, paid),
               "overdue_amount": _sum(j.positive, overdue),
               "overdue_invoices": _sum(j.n_positive, overdue)}
+        m |= {"late_amount_days_12": _sum(late_amount_days(j.snap, j.day), recent),
+              "reminders_12": _sum(sent(j.snap), recent)}
         if forward:
-            m["late_amount_days_next"] = _sum(
-                late_amount_days(j.snap + forward, j.end_day), age < 0)
+            m |= {"late_amount_days_next": _sum(late_amount_days(j.snap + forward, j.end_day),
+                                                age < 0),
+                  "reminders_next": _sum(sent(j.snap + forward), age < 0)}
     return j.group_by(["customer_id", "snap"]).aggregate(**m)
 
 
@@ -335,8 +343,8 @@ def _margins(t: ir.Table, history: History, cfg: Config, window: int, suffix: st
     given = {name: t[f"{column}_{suffix}"] for name, column in sums.items()
              if f"{column}_{suffix}" in t.columns}
     if f"late_amount_days_{suffix}" in t.columns:
-        given["interest"] = (t[f"late_amount_days_{suffix}"]
-                             * (cfg.costs.late_payment_interest_per_year / 365))
+        given["late_payment"] = late_payment_cost(t[f"late_amount_days_{suffix}"],
+                                                  t[f"reminders_{suffix}"], cfg.costs)
     return margin_values(given, cfg.costs, window, history.has_discounts)
 
 

@@ -123,7 +123,9 @@ def _hidden_traits(index: np.ndarray, pop: Population, config: Config) -> pa.Tab
         "payment": np.array(list(cfg.payment.classes))[pop.payment_class[index]],
         "small_frequent": pop.small_frequent[index],
         "friendly": pop.friendly[index],
+        "complaint_heavy": pop.complaint_heavy[index],
         "discount": pop.discount[index],
         "warranted_discount": pop.warranted_discount[index],
         "manager_workload": np.round(pop.workload[index], 4),
+        "manager_visit_habit": np.round(pop.visit_habit[index], 4),
     })

@@ -107,12 +107,16 @@ class _Chunk:
                           * np.where(take(pop.small_frequent), order.small_frequent_factor, 1.0))
         self.lines = np.clip(order.lines_per_order * relative ** order.lines_elasticity, 1.0, 30.0)
         attention = take(pop.workload) ** contact.workload_elasticity
-        self.visit_rate = (per_class(contact.visits_per_year) / 12 * attention
-                           * np.where(take(pop.friendly), contact.friendly_visit_factor, 1.0))
+        self.visit_rate = (per_class(contact.visits_per_year) * attention
+                           + take(pop.friendly) * contact.friendly_visits_per_year
+                           ) * take(pop.visit_habit) / 12
         self.call_rate = per_class(contact.calls_per_year) / 12 * attention
         self.tolerated = per_class(contact.tolerated_months)
         days_late = np.array([c.mean_days_late for c in cfg.payment.classes.values()])
         self.mean_days_late = days_late[take(pop.payment_class)]
+        complaints = cfg.complaints
+        self.complaint_rate = complaints.per_order * np.where(
+            take(pop.complaint_heavy), complaints.heavy_factor, 1.0)
         self.price_gap = np.maximum(take(pop.warranted_discount) - self.discount, 0) * 100
         self.affinity = affinity_matrix(cfg, catalog.categories)[self.industry]
         self.margin_of = catalog.margins
@@ -244,7 +248,7 @@ class _Chunk:
 
     def _complaints(self, t: int, n_orders: np.ndarray) -> None:
         rng, c, cal = self.rng, self.cfg.complaints, self.calendar
-        counts = rng.poisson(c.per_order * n_orders)
+        counts = rng.poisson(self.complaint_rate * n_orders)
         who = np.repeat(np.arange(len(n_orders)), counts)
         opened = cal.starts[t] + rng.integers(0, cal.days_in(t), len(who))
         category = rng.choice(len(c.categories), len(who), p=list(c.categories.values()))
@@ -296,12 +300,14 @@ class _Chunk:
         order_net = self.size / self.frequency * (1 - self.discount)
         per_order = (k.per_order + k.per_invoice + self.lines * k.per_order_line
                      + np.where(order_net < k.franco_threshold, k.per_franco_shipment, 0.0))
-        complaints = self.cfg.complaints.per_order * orders * k.per_complaint
-        interest = (spend * (1 - self.discount) * k.late_payment_interest_per_year / 365
-                    * np.maximum(self.mean_days_late, 0))
+        complaints = self.complaint_rate * orders * k.per_complaint
+        late = (spend * (1 - self.discount) * k.late_payment_interest_per_year / 365
+                * np.maximum(self.mean_days_late, 0)
+                + orders * k.per_reminder * np.minimum(np.maximum(self.mean_days_late, 0) / 30,
+                                                       k.max_reminders))
         contact = (self.visit_rate * k.per_visit + self.call_rate * k.per_call) * (level > 0)
         return (spend * (1 - self.discount - cost_share) - orders * per_order - complaints
-                - interest - contact)
+                - late - contact)
 
     # -- output ------------------------------------------------------------------------------
 

@@ -42,11 +42,13 @@ class Population:
     channel: np.ndarray
     manager: np.ndarray  # index of the account manager
     workload: np.ndarray  # the manager's portfolio relative to the average
+    visit_habit: np.ndarray  # how much more than average the manager visits (mean 1)
     size: np.ndarray  # monthly gross spend at full activity (EUR)
     size_class: np.ndarray  # index into config size classes
     strategic: np.ndarray
     small_frequent: np.ndarray
     friendly: np.ndarray
+    complaint_heavy: np.ndarray
     payment_class: np.ndarray
     responsiveness: np.ndarray  # how much a contact lowers this account's hazard (mean 1)
     discount: np.ndarray  # discount granted (share of gross)
@@ -98,11 +100,14 @@ def make_population(n: int, months: int, cfg: SimulateConfig, costs: CostsConfig
     manager = rng.choice(n_managers, size=n, p=weights)
     portfolio = np.bincount(manager, minlength=n_managers)
     workload = portfolio[manager] / portfolio.mean()
+    sigma = cfg.contact.manager_habit_sigma
+    habit = rng.lognormal(-sigma ** 2 / 2, sigma, n_managers)
 
     rank = np.argsort(np.argsort(size)) / n  # size quantile
     strategic = rng.random(n) < pop.strategic_share * 2 * rank
     small_frequent = rng.random(n) < cfg.ordering.small_frequent_share
     friendly = (rng.random(n) < cfg.contact.friendly_share * 2) & (rank < 0.5)
+    complaint_heavy = rng.random(n) < cfg.complaints.heavy_share
 
     payment = cfg.payment.classes
     payment_class = rng.choice(len(payment), size=n, p=[c.share for c in payment.values()])
@@ -111,18 +116,19 @@ def make_population(n: int, months: int, cfg: SimulateConfig, costs: CostsConfig
 
     warranted = band_discount(yearly, costs)
     stale = rng.random(n) < cfg.discounts.stale_share
-    low, high = cfg.discounts.stale_turnover_factor
-    discount = np.where(stale, band_discount(yearly * rng.uniform(low, high, n), costs),
-                        warranted)
+    low, high = np.log(cfg.discounts.stale_turnover_factor)
+    # the yearly turnover at which the discount was granted: for a stale one an older, higher one
+    granted_at = yearly * np.where(stale, np.exp(rng.uniform(low, high, n)), 1.0)
 
     industry = pick(pop.industries)
     return Population(
         acquired_month=acquired_month, acquired_day=rng.integers(0, 28, n), industry=industry,
         region=pick(pop.regions), gender=pick(pop.contact_gender),
-        channel=pick(cfg.ordering.channels), manager=manager, workload=workload, size=size,
-        size_class=size_class, strategic=strategic, small_frequent=small_frequent,
-        friendly=friendly, payment_class=payment_class, responsiveness=responsiveness,
-        discount=discount, warranted_discount=warranted,
+        channel=pick(cfg.ordering.channels), manager=manager, workload=workload,
+        visit_habit=habit[manager], size=size, size_class=size_class, strategic=strategic,
+        small_frequent=small_frequent, friendly=friendly, complaint_heavy=complaint_heavy,
+        payment_class=payment_class, responsiveness=responsiveness,
+        discount=band_discount(granted_at, costs), warranted_discount=warranted,
         initial_categories=_initial_categories(size, industry, cfg, catalog, rng),
     )
 
