@@ -35,13 +35,18 @@ def test_ibis_url_source(duckdb_file: Path) -> None:
     assert "130" in result.stdout
 
 
-def test_bad_rows_in_a_database_are_reported(duckdb_file: Path) -> None:
+@pytest.mark.parametrize("customer, amount, message", [
+    (None, 5.0, "orders.customer_id: 1 row: no value in this required column"),
+    ("C002", float("nan"), "orders.gross_amount: 1 row: not a finite amount (NaN or infinity)"),
+])
+def test_bad_rows_in_a_database_are_reported(customer: str | None, amount: float, message: str,
+                                             duckdb_file: Path) -> None:
     with duckdb.connect(str(duckdb_file)) as con:
         con.execute("INSERT INTO orders (customer_id, order_date, gross_amount) "
-                    "VALUES (NULL, DATE '2024-02-01', 5)")
+                    "VALUES (?, DATE '2024-02-01', ?)", [customer, amount])
     result = run_cli("validate", "--source", str(duckdb_file))
     assert result.returncode == 2
-    assert "orders.customer_id: 1 row: no value in this required column" in result.stdout
+    assert message in result.stdout
 
 
 @pytest.mark.parametrize("src, message", [

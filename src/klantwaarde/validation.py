@@ -50,6 +50,16 @@ def _conversion(kind: Kind, formats: Formats) -> tuple[str, str]:
                             f"{_SET_IN_CONFIG}")
 
 
+def _non_finite(col: ColumnSpec) -> tuple[str, str]:
+    """What is wrong with NaN or infinity in an amount or number column, and the fix."""
+    noun = "amount" if col.kind is Kind.AMOUNT else "number"
+    fix = ("write the real value (this required column cannot be left empty), or drop those rows "
+           "in the export" if col.required
+           else "write the real value, or leave the cell empty if it is unknown")
+    return f"not a finite {noun} (NaN or infinity)", (
+        f"{fix}; NaN is how an export writes a missing value, infinity a division by zero")
+
+
 @dataclass(frozen=True)
 class Finding:
     """One violation of the contract: where, how many rows, what is wrong and how to fix it."""
@@ -325,6 +335,9 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
             problem, fix = _conversion(col.kind, raw.formats)
             yield _Rule(col.name, "convertible",
                         lambda t, v=text, w=typed: _when_null(w(t), v(t).notnull()), problem, fix)
+        if col.kind in (Kind.AMOUNT, Kind.NUMBER) and _may_be_non_finite(raw.table[col.name]):
+            yield _Rule(col.name, "finite", lambda t, w=typed: w(t).isnan() | w(t).isinf(),
+                        *_non_finite(col))
         if col.kind is Kind.DATE and horizon is not None:
             first, last = horizon
             late = last + dt.timedelta(days=gap_days)
@@ -377,9 +390,18 @@ def _needs_conversion(col: ir.Column, kind: Kind) -> bool:
     return not native[kind]
 
 
+def _may_be_non_finite(col: ir.Column) -> bool:
+    """Whether the column can hold NaN or infinity: text or floats, not integers or decimals."""
+    return col.type().is_string() or col.type().is_floating()
+
+
 def _finding(table: str, column: str, problem: str, fix: str, bad: ir.Table, rows: int,
              n_examples: int) -> Finding:
-    examples = bad.limit(n_examples).to_pandas().to_string(index=False, max_colwidth=40,
-                                                           na_rep="")
+    """A finding with the first ``n_examples`` offending rows; floats as the engine writes them,
+    so that NaN shows as nan (pandas would print it as an empty cell, like a null)."""
+    shown = bad.limit(n_examples)
+    shown = shown.mutate(**{c: shown[c].cast("string") for c in shown.columns
+                            if shown[c].type().is_floating()})
+    examples = shown.to_pandas().to_string(index=False, max_colwidth=40, na_rep="")
     count = "1 row" if rows == 1 else f"{rows:,} rows"
     return Finding(table, column, f"{count}: {problem}", fix, rows, examples)
