@@ -35,6 +35,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_demo_runs_the_product_end_to_end(demo: tuple[Path, str], tmp_path: Path) -> None:
     folder, stdout = demo
     assert "Demo done in" in stdout
+    assert re.search(r"the whale curve peaks at \d+% of total profit; the top 20% of customers "
+                     r"make \d+% of revenue; the \d+% of customers that make the last 20% earn "
+                     r"-?\d+\.\d% of their revenue and take \d+% of all cost-to-serve",
+                     " ".join(stdout.split()))  # as one line, however the terminal wraps it
     assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'models' / 'mlflow.db'}" in stdout
     assert (folder / "source" / "orders.parquet").exists()
     assert (folder / "profitability" / "customers.csv").exists()

@@ -132,6 +132,15 @@ def test_segments_qualification_and_remedies(hand_built: Path) -> None:
     net = np.array([EXPECTED_NET[k] for k in ("C3", "C1", "C4", "C2")])
     assert report.whale.peak == pytest.approx(net[0] / net.sum())
     assert report.whale.profit_makers_share == 0.25 and report.whale.loss_share == 0.75
+    # the tail: C4 and C1 make the last 20% of the revenue of the customers with revenue
+    tail = report.concentration
+    assert tail.tail_customer_share == pytest.approx(2 / 3)
+    assert tail.tail_margin_pct == pytest.approx(
+        (EXPECTED_NET["C4"] + EXPECTED_NET["C1"]) / 2300)
+    cost = {k: sum(v[f"cost_{d}"] for d in DRIVERS) for k, v in EXPECTED.items()}
+    assert tail.tail_cost_share == pytest.approx(
+        (cost["C4"] + cost["C1"]) / (cost["C1"] + cost["C3"] + cost["C4"]))
+    assert tail.top20_revenue_share == pytest.approx(100000 / 102300)  # C3, one of three
 
 
 EXPECTED_NET = {k: v["revenue"] - v["discounts"] - v["cost_of_goods"]

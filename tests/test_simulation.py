@@ -114,7 +114,7 @@ def economics(customers: pd.DataFrame) -> dict[str, float]:
             "bottom_margin": bottom.net.sum() / bottom.revenue.sum(),
             "bottom_cost_share": bottom.cost_to_serve.sum() / active.cost_to_serve.sum(),
             "loss_share": (active.net < 0).mean(),
-            "top20_revenue": largest[: len(largest) // 5].sum() / largest.sum()}
+            "top20_revenue": largest[: -(-len(largest) // 5)].sum() / largest.sum()}
 
 
 def assert_b2b_economics(figures: dict[str, float]) -> None:

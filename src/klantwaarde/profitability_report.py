@@ -14,7 +14,14 @@ from klantwaarde.config import Config
 from klantwaarde.errors import InputError
 from klantwaarde.plots import pyramid_png, whale_curve_png
 from klantwaarde.profitability import customer_margins
-from klantwaarde.segments import WhaleCurve, qualify, summary, whale_curve
+from klantwaarde.segments import (
+    Concentration,
+    WhaleCurve,
+    concentration,
+    qualify,
+    summary,
+    whale_curve,
+)
 from klantwaarde.sources import Source
 
 
@@ -25,6 +32,7 @@ class ProfitabilityReport:
     customers: pd.DataFrame  # one row per customer
     segments: pd.DataFrame
     whale: WhaleCurve
+    concentration: Concentration
     skipped: tuple[str, ...]
 
     @property
@@ -55,7 +63,8 @@ def build_report(source: Source, as_of: dt.date, config: Config) -> Profitabilit
     qualified = qualify(customers, config.costs, config.profitability)
     return ProfitabilityReport(margins.start, as_of, qualified,
                                summary(qualified, config.profitability),
-                               whale_curve(qualified.net_margin), margins.skipped)
+                               whale_curve(qualified.net_margin), concentration(qualified),
+                               margins.skipped)
 
 
 def write_report(report: ProfitabilityReport, folder: Path) -> list[Path]:

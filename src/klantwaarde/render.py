@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from klantwaarde.profitability_report import ProfitabilityReport
     from klantwaarde.scoring.evaluate import EvaluationResult
     from klantwaarde.scoring.score import ScoringResult
+    from klantwaarde.segments import Concentration
     from klantwaarde.training.train import TrainingResult
 
 
@@ -78,6 +79,14 @@ def print_validation(report: ValidationReport, console: Console) -> None:
                 console.print(f"    {escape(line)}", soft_wrap=True)
 
 
+def _concentration(c: Concentration) -> str:
+    cost = ("" if c.tail_cost_share is None
+            else f" and take {c.tail_cost_share:.0%} of all cost-to-serve")
+    return (f"the top 20% of customers make {c.top20_revenue_share:.0%} of revenue; the "
+            f"{c.tail_customer_share:.0%} of customers that make the last 20% earn "
+            f"{c.tail_margin_pct:.1%} of their revenue{cost}")
+
+
 def print_profitability(report: ProfitabilityReport, console: Console) -> None:
     """The headline figures, the pyramid and the categories of a profitability report."""
     h = report.headline
@@ -88,6 +97,7 @@ def print_profitability(report: ProfitabilityReport, console: Console) -> None:
     console.print(f"  {h['loss_share']:.0%} of customers lose money (EUR "
                   f"{h['loss_of_loss_accounts']:,.0f} together); {h['profit_makers_share']:.0%} "
                   f"make all the profit; the whale curve peaks at {h['whale_peak']:.0%}")
+    console.print(f"  {_concentration(report.concentration)}")
     table = Table("segment", "customers", "revenue share", "net margin (EUR)")
     for row in report.segments.itertuples():
         if row.segment in ("tier", "category"):
@@ -274,7 +284,8 @@ def print_demo(result: DemoResult, seconds: float, console: Console) -> None:
                   f"from {sim.first_month} to {result.as_of}, in {escape(str(result.folder))}.")
     console.print(f"Profitability at {result.as_of}: net margin EUR {h['net_margin']:,.0f} on "
                   f"revenue EUR {h['revenue']:,.0f}; {h['loss_accounts']:,} loss accounts; the "
-                  f"whale curve peaks at {h['whale_peak']:.0%} of total profit.")
+                  f"whale curve peaks at {h['whale_peak']:.0%} of total profit; "
+                  f"{_concentration(result.profitability.concentration)}.")
     champions = ", ".join(f"{t} v{v.version} ({_candidate(result.training, t)})"
                           for t, v in result.training.promoted.items())
     console.print(f"Champions: {champions or 'none promoted'}. Scored "

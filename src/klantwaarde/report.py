@@ -24,7 +24,7 @@ from klantwaarde.config import Config
 from klantwaarde.lists import SHEETS, build_lists
 from klantwaarde.plots import pyramid_png, whale_curve_png
 from klantwaarde.scoring.store import read_scores
-from klantwaarde.segments import INACTIVE, REMEDIES, summary, whale_curve
+from klantwaarde.segments import INACTIVE, REMEDIES, concentration, summary, whale_curve
 from klantwaarde.training import registry
 
 # per target: the validation metrics shown, and how
@@ -54,6 +54,7 @@ def build_page(as_of: dt.date, cfg: Config) -> Report:
     active = scores.assign(tier=scores.tier.fillna(INACTIVE))
     segments = summary(active, cfg.profitability)
     whale = whale_curve(active.net_margin)
+    tail = concentration(active)
     tiers = segments[(segments.segment == "tier") & (segments.value != INACTIVE)]
     with tempfile.TemporaryDirectory() as tmp:
         whale_curve_png(whale, Path(tmp) / "whale.png")
@@ -70,7 +71,11 @@ def build_page(as_of: dt.date, cfg: Config) -> Report:
                       if revenue else "-"),
                      ("loss accounts", f"{len(loss):,}, losing EUR {-loss.net_margin.sum():,.0f}"),
                      ("whale curve peak", f"{whale.peak:.0%} of total profit"),
-                     ("customers that make all the profit", f"{whale.profit_makers_share:.0%}")],
+                     ("customers that make all the profit", f"{whale.profit_makers_share:.0%}"),
+                     ("top 20% of customers", f"{tail.top20_revenue_share:.0%} of revenue"),
+                     ("the small customers that make the last 20% of revenue",
+                      f"{tail.tail_customer_share:.0%} of customers, earning "
+                      f"{tail.tail_margin_pct:.1%} of their revenue")],
         "tiers": _table(segments[segments.segment == "tier"]),
         "cells": _cells(active),
         "drivers": _drivers(loss),

@@ -48,6 +48,35 @@ class WhaleCurve:
     loss_share: float  # share of customers with a negative net margin
 
 
+@dataclass(frozen=True)
+class Concentration:
+    """Where revenue and profit sit among the customers with revenue: the top 20% of customers
+    by revenue, and the tail of small customers that together make the last 20% of revenue."""
+
+    top20_revenue_share: float  # share of revenue of the largest 20% of customers (rounded up)
+    tail_customer_share: float  # share of customers in the tail
+    tail_margin_pct: float  # the tail's net margin as a share of its revenue
+    tail_cost_share: float | None  # the tail's share of all cost-to-serve (None: not known)
+
+
+def concentration(customers: pd.DataFrame) -> Concentration:
+    """``Concentration`` of a per-customer table with revenue, net_margin and, if known,
+    cost_to_serve."""
+    active = customers[customers.revenue > 0]
+    if active.empty:
+        return Concentration(float("nan"), float("nan"), float("nan"), None)
+    smallest = active.sort_values("revenue", kind="stable")
+    tail = smallest[smallest.revenue.cumsum() <= 0.2 * active.revenue.sum()]
+    largest = active.revenue.sort_values(ascending=False, kind="stable")
+    cost = (tail.cost_to_serve.sum() / active.cost_to_serve.sum()
+            if "cost_to_serve" in active and active.cost_to_serve.sum() > 0 else None)
+    return Concentration(
+        float(largest.iloc[: -(-len(largest) // 5)].sum() / largest.sum()),
+        len(tail) / len(active),
+        float(tail.net_margin.sum() / tail.revenue.sum()) if len(tail) else float("nan"),
+        None if cost is None else float(cost))
+
+
 def pyramid_tiers(revenue: pd.Series, cfg: ProfitabilityConfig) -> pd.Series:
     """Tier per customer: ranked by revenue, a customer belongs to the first tier whose upper
     bound of cumulative revenue share lies above the share of the customers ranked before it."""
