@@ -144,9 +144,9 @@ def test_a_nested_typo_names_the_dotted_key_the_keys_there_and_the_closest(
      "Did you mean 'big'?"),
     ("costs.yaml", "discount_bands: [{min_turnover: 10, discount: 0.1}]\n",
      "key 'discount_bands': the bands must start at min_turnover 0 and ascend"),
-    ("simulate.yaml", "payment: {classes: {late: {share: 0.3}}}\n",
-     "key 'payment.classes': shares must be non-negative and add up to 1; on_time 0.7, "
-     "late 0.3, very_late 0.1 add up to 1.1"),
+    ("simulate.yaml", "payment: {classes: {late: {share: 0.35}}}\n",
+     "key 'payment.classes': shares must be non-negative and add up to 1; on_time 0.65, "
+     "late 0.35, very_late 0.1 add up to 1.1"),
     ("simulate.yaml", "contact: {visits_per_year: {smal: 3}}\n",
      "key 'contact.visits_per_year.smal': unknown size class; population.size_classes has "
      "large, medium, small, micro. Did you mean 'small'?"),
