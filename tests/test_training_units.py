@@ -6,6 +6,7 @@ Commands refused for want of trained models write nothing."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,17 +26,14 @@ from klantwaarde.training import registry
 AS_OF = "2025-06-30"
 TARGETS = tuple(registry.NAMES)
 # `klantwaarde ARGS...` that kills itself (SIGKILL) right after the Nth call of an MLflow
-# function: the moments between registry writes, where a crash could split a training
+# client method: the moments between registry writes, where a crash could split a training
 DYING = """
 import os, signal, sys
-import mlflow
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from klantwaarde import cli
 
 function, after = sys.argv[1], int(sys.argv[2])
-owner = mlflow if function == "register_model" else MlflowClient
-real, calls = getattr(owner, function), []
+real, calls = getattr(MlflowClient, function), []
 
 def dying(*args, **kwargs):
     found = real(*args, **kwargs)
@@ -44,7 +42,7 @@ def dying(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return found
 
-setattr(owner, function, dying)
+setattr(MlflowClient, function, dying)
 sys.argv = ["klantwaarde", *sys.argv[3:]]
 cli.main()
 """
@@ -236,12 +234,14 @@ class Trained:
     config: Path
     store: Path
     seconds: float  # how long one training took here
+    output: subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """400 simulated customers, small models, trained once: challengers to keep, and the
-    duration to spread the kills over."""
+    """400 simulated customers, small models, trained once: challengers to keep, the duration
+    to spread the kills over, and the output. Its own cache folder: ArviZ's once-a-day notice
+    (written under it) is due."""
     root = tmp_path_factory.mktemp("units")
     base, config = root / "base", root / "config"
     result = run_cli("simulate", "--customers", "400", "--months", "24", "--start",
@@ -252,9 +252,28 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         "store": str(root / "models"), "promotion": {"automatic": False,
                                                       "min_improvement": 0.005}}))
     started = time.monotonic()
-    result = run_cli("train", "--source", str(base), "--as-of", AS_OF, "--config", str(config))
+    result = run_cli("train", "--source", str(base), "--as-of", AS_OF, "--config", str(config),
+                     env={"XDG_CACHE_HOME": str(root / "cache")})
     assert result.returncode == 0, result.stderr
-    return Trained(base, config, root / "models", time.monotonic() - started)
+    return Trained(base, config, root / "models", time.monotonic() - started, result)
+
+
+# What libraries print: Python warnings and the source line under one, log records
+# ("2026/01/31 10:00:00 INFO mlflow.store..."), MLflow's registry messages, tracebacks.
+LIBRARY = re.compile(r"Warning|^\s+warn|\b(DEBUG|INFO|WARNING)\b|mlflow|Successfully "
+                     r"registered|Created version|Traceback")
+# What train prints on stderr: a line per target or registered model (the rule's verdicts)
+OWN = re.compile(r"(churn|margin|upgrade|klantwaarde-(churn|margin|upgrade)): \S.*")
+
+
+def test_train_prints_only_its_own_lines(trained: Trained) -> None:
+    """No library notice reaches the screen; stdout names each registered version and its
+    alias, in klantwaarde's words."""
+    lines = trained.output.stderr.splitlines()
+    assert [line for line in lines if LIBRARY.search(line) or not OWN.fullmatch(line)] == []
+    assert {line.split(":")[0] for line in lines} == set(TARGETS)
+    for name in registry.NAMES.values():
+        assert f"{name}: version 1 is challenger\n" in trained.output.stdout
 
 
 def _kill_training(trained: Trained, at: float | tuple[str, int]) -> int:
@@ -336,13 +355,14 @@ def test_a_training_killed_in_its_alias_moves_or_before_moves_no_challenger(
     assert "Traceback" not in message
     assert snapshot(trained.store) == store
 
-    for at in (("register_model", 1), 0.3):
+    for at in (("create_model_version", 1), 0.3):
         _kill_and_check(trained, at)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("at", [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.88, 0.98,
-                                ("register_model", 3), ("set_registered_model_alias", 3)])
+                                ("create_model_version", 3),
+                                ("set_registered_model_alias", 3)])
 def test_a_training_killed_at_any_moment_moves_no_challenger(
         trained: Trained, at: float | tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -7,11 +7,9 @@ failure. Set ``KLANTWAARDE_DEBUG=1`` to see the traceback of an unexpected failu
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import re
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -159,9 +157,10 @@ def _config(ctx: typer.Context, path: Path | None) -> Config:
 
 @contextmanager
 def progress() -> Iterator[Callable[[str], None]]:
-    """A spinner with the current step on stderr; yields the function that names the step."""
+    """A spinner with the current step on stderr, where that is a terminal; yields the function
+    that names the step."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("starting")
         yield lambda text: bar.update(task, description=text)
 
@@ -375,7 +374,7 @@ def train(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
     cfg = _config(ctx, config)
     _check_places("train", mlflow_store(cfg.models.store), source)
-    with _quiet(), progress() as step:
+    with progress() as step:
         src = _valid_source(source, cfg, step, "train", as_of)
         result = run_training(src, as_of.date(), cfg, step)
     print_training(result, out)
@@ -430,7 +429,7 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     _check_places("score", mlflow_store(cfg.models.store)
                   + scores_store(cfg.scoring.store, cfg.scoring.parquet), source)
     check_unlocked(cfg.scoring.store, cfg.scoring.parquet)  # another process has it open
-    with _quiet(), progress() as step:
+    with progress() as step:
         src = _valid_source(source, cfg, step, "score", as_of)
         result = run_scoring(src, as_of.date(), cfg, step)
     print_scoring(result, cfg.scoring.psi_warning, out)
@@ -483,7 +482,7 @@ def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
 
     cfg = _config(ctx, config)
     _check_places("evaluate", mlflow_store(cfg.models.store), source)
-    with _quiet(), progress() as step:
+    with progress() as step:
         src = _valid_source(source, cfg, step, "evaluate", as_of)
         result = run_evaluation(src, as_of.date(), cfg, step)
     print_evaluation(result, out)
@@ -512,7 +511,7 @@ def report(ctx: typer.Context, as_of: AsOfOption,
     cfg = _config(ctx, config)
     if out_file.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out {out_file}: the report is one HTML page; name the file *.html.")
-    with staged_file(out_file, "report") as staging, _quiet(), progress() as step:
+    with staged_file(out_file, "report") as staging, progress() as step:
         step(f"building the report of {as_of.date()}")
         page = build_page(as_of.date(), cfg)
         staging.write_text(page.html, encoding="utf-8")
@@ -525,18 +524,6 @@ PipelineSourceOption = Annotated[
     typer.Option("--source", metavar="SRC", help="Source for the steps instead of the "
                  "pipeline's own: a folder of CSV/Parquet files, a .duckdb file or an Ibis URL."),
 ]
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Keep MLflow's notices and the expected warnings of training and scoring off the screen."""
-    import mlflow  # noqa: F401  # its import sets its loggers' level, which this one replaces
-
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
-        warnings.filterwarnings("ignore", message="All-NaN slice")  # empty features, imputed 0
-        yield
 
 
 @app.command()
@@ -575,7 +562,7 @@ def run(ctx: typer.Context,
                              "--as-of YYYY-MM-DD.")
         print_derived_as_of(loaded, fire, out)
         day = as_of_of(fire)
-    with _contract_report(), _quiet(), progress() as step:
+    with _contract_report(), progress() as step:
         record = run_pipeline(loaded, day, step)
     print_run(loaded, record, out)
     for s in record.steps:
@@ -658,7 +645,7 @@ def _catch_up(pipeline: Pipeline) -> None:
     from klantwaarde.render import print_month
 
     try:
-        with _contract_report(), _quiet(), progress() as step:
+        with _contract_report(), progress() as step:
             now = dt.datetime.now(dt.UTC)  # wall-clock-ok: which fires are due; as_of per fire
             records = catch_up(pipeline, now, step,
                                lambda record: print_month(pipeline, record, out))
@@ -700,13 +687,17 @@ def demo(
     from klantwaarde.render import print_demo
 
     started = time.perf_counter()
-    with _contract_report(), _quiet(), progress() as step:
+    with _contract_report(), progress() as step:
         result = run_demo(out_dir, customers, config or ctx.obj, step)
     print_demo(result, time.perf_counter() - started, out)
 
 
 def main() -> None:
-    """Console-script entry point: map errors to exit codes without tracebacks."""
+    """Console-script entry point: map errors to exit codes without tracebacks. MLflow logs
+    warnings and errors only, not its steps (INFO), unless KLANTWAARDE_DEBUG or
+    MLFLOW_LOGGING_LEVEL is set."""
+    if not os.environ.get("KLANTWAARDE_DEBUG"):
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     try:
         app()
     except InputError as exc:

@@ -42,19 +42,26 @@ def daily_transactions(source: Source, as_of: dt.date) -> pd.DataFrame:
 def forecast(transactions: pd.DataFrame, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
     """Per customer: expected purchases and expected spend over ``horizon_days`` after
     ``as_of`` (maximum a posteriori fits of BG/NBD and of Gamma-Gamma: deterministic)."""
-    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel, utils
-
-    rfm = utils.rfm_summary(transactions, "customer_id", "date", monetary_value_col="spend",
-                            observation_period_end=pd.Timestamp(as_of), time_unit="D")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bgnbd = BetaGeoModel(data=rfm[["customer_id", "frequency", "recency", "T"]])
-        bgnbd.fit(method="map", progressbar=False)
+        # notices, not problems: ArviZ (imported by pymc) announces its refactor once a day,
+        # and PyTensor computes without a BLAS library where pip installed it
+        warnings.filterwarnings("ignore", r"\s*ArviZ is undergoing a major refactor",
+                                FutureWarning)
+        warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS installation",
+                                UserWarning)
+        from pymc_marketing.clv import BetaGeoModel, GammaGammaModel, utils
+
+        rfm = utils.rfm_summary(transactions, "customer_id", "date", monetary_value_col="spend",
+                                observation_period_end=pd.Timestamp(as_of), time_unit="D")
+        bgnbd = BetaGeoModel()
+        bgnbd.fit(rfm[["customer_id", "frequency", "recency", "T"]], method="map",
+                  progressbar=False)
         purchases = _mean(bgnbd.expected_purchases(future_t=horizon_days))
         # Gamma-Gamma needs a positive mean spend: fitted on the repeat buyers that have one
         repeat = rfm[(rfm.frequency > 0) & (rfm.monetary_value > 0)]
-        gamma = GammaGammaModel(data=repeat[["customer_id", "monetary_value", "frequency"]])
-        gamma.fit(method="map", progressbar=False)
+        gamma = GammaGammaModel()
+        gamma.fit(repeat[["customer_id", "monetary_value", "frequency"]], method="map",
+                  progressbar=False)
         given = rfm[["customer_id", "monetary_value", "frequency"]].assign(
             monetary_value=rfm.monetary_value.clip(lower=0.0))
         spend = _mean(gamma.expected_customer_spend(data=given))

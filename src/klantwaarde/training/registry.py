@@ -12,6 +12,7 @@ the challengers a killed training had moved.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from pathlib import Path
 import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from klantwaarde.config import ModelsConfig
 from klantwaarde.errors import InputError
@@ -169,10 +172,20 @@ def training_run(version: Version) -> Run | None:
         return None
 
 
-def register(target: str, model_uri: str) -> Version:
-    """Register a logged model as a new version (no alias yet: see ``move_challengers``)."""
-    found = mlflow.register_model(model_uri, NAMES[target])
-    return Version(target, NAMES[target], int(found.version), found.run_id)
+def register(target: str, model_id: str) -> Version:
+    """Register a logged model as a new version (no alias yet: see ``move_challengers``).
+    Through the client, which prints nothing (``mlflow.register_model`` prints each step)."""
+    name, client = NAMES[target], MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    found = client.create_model_version(name, f"models:/{model_id}", model_id=model_id)
+    # the logged model links to its version, as mlflow.register_model records it
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(
+        [{"name": name, "version": found.version}])})
+    return Version(target, name, int(found.version), found.run_id)
 
 
 def move_challengers(versions: dict[str, Version]) -> None:

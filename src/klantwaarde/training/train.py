@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -67,7 +69,7 @@ class Candidate:
     candidate: str
     metrics: dict[str, float]
     run_id: str
-    model_uri: str
+    model_id: str  # the logged model ("" for the comparator, which logs none)
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
                 best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
                 mlflow.log_metric(f"{target}_best_{key}", best.metrics[key])
                 mlflow.set_tag(f"{target}_best", best.candidate)
-                version = registry.register(target, best.model_uri)
+                version = registry.register(target, best.model_id)
                 challengers[target] = version
                 step(f"{target}: {best.candidate} registered as version {version.version}")
                 verdicts[target] = _verdict(target, best, version, labels, sets, cfg)
@@ -236,13 +238,30 @@ def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg
         mlflow.log_artifacts(str(folder))
         model = CustomerModel(target, name, fitted.pipeline, sets.features, labels, profile)
         example = X.head(5)
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=model, input_example=example,
-            signature=infer_signature(example, model.predict(None, example)),
-            pip_requirements=_requirements())
+        with _pickle_notice_dropped():
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=model, input_example=example,
+                signature=infer_signature(example, model.predict(None, example)),
+                pip_requirements=_requirements())
         shown = {k: round(v, 4) for k, v in found.items() if k in _SHOWN}
         step(f"{target}: {name} {shown}")
-        return Candidate(target, name, found, run.info.run_id, info.model_uri)
+        return Candidate(target, name, found, run.info.run_id, info.model_id)
+
+
+@contextmanager
+def _pickle_notice_dropped() -> Iterator[None]:
+    """Without MLflow's warning that a ``PythonModel`` object is pickled: it recommends
+    models-from-code, which these models do not use yet."""
+    logger = logging.getLogger("mlflow.pyfunc")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passing a Python object as `python_model`")
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 _SHOWN = {"roc_auc", "pr_auc", "lift_top10", "normalized_gini", "spearman", "mae",
@@ -333,8 +352,9 @@ def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 2000)
 
     sample = X.sample(min(rows, len(X)), random_state=0)
     values, names = contributions(fitted.pipeline, sample)
-    shown = sample[names].apply(lambda c: pd.to_numeric(c, errors="coerce"))
-    shap.summary_plot(values[:, :-1], shown, feature_names=names, show=False, max_display=20)
+    # text features as text (not coerced to NaN): shap draws them grey, without a colour scale
+    shap.summary_plot(values[:, :-1], sample[names], feature_names=names, show=False,
+                      max_display=20)
     plt.gcf().savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close("all")
 
@@ -358,9 +378,10 @@ def _verdict(target: TargetName, best: Candidate, challenger: registry.Version,
     if champion is None:
         return Verdict(challenger, True, f"{target}: no champion yet; the {new} wins")
     old = f"champion version {champion.version}"
+    # as scoring calls it: on the feature table, which holds more columns than the signature
     model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     try:
-        out = model.predict(sets.valid)
+        out = model.unwrap_python_model().predict(None, sets.valid)
     except Exception as exc:  # a champion of older features may not read this table
         return Verdict(challenger, False, f"{target}: the {old} cannot score this validation "
                        f"set ({exc}), so the rule cannot compare it with the {new}; klantwaarde "
