@@ -8,7 +8,9 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import openpyxl
+import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
@@ -17,8 +19,8 @@ from typer.testing import CliRunner
 from conftest import snapshot
 from holder import holding
 from klantwaarde import cli
-from klantwaarde.config import load_config
-from klantwaarde.errors import ConfigError
+from klantwaarde.config import Config, load_config
+from klantwaarde.errors import ConfigError, InputError
 from klantwaarde.lists import SHEETS, build_lists, csv_name, file_stems, write_lists
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
 from klantwaarde.training import registry
@@ -67,13 +69,14 @@ def _row(customer: str, manager: str | None, churn: float, at_risk: float,
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    """A config folder whose scores table holds AS_OF, and lists of at most 2 rows."""
+    """A config folder whose scores table holds AS_OF, and lists of at most 2 rows (no control
+    group, so that the rankings show whole)."""
     folder = tmp_path / "config"
     folder.mkdir()
     store, parquet = tmp_path / "scores" / "scores.duckdb", tmp_path / "scores" / "parquet"
     (folder / "scoring.yaml").write_text(yaml.safe_dump({"store": str(store),
                                                          "parquet": str(parquet)}))
-    (folder / "lists.yaml").write_text("max_rows: 2\n")
+    (folder / "lists.yaml").write_text("capacity: {default: 2}\ncontrol_share: 0\n")
     rows = [_row(*c) for c in CUSTOMERS]
     write_scores(store, parquet, AS_OF, pa.Table.from_pylist(rows, schema=SCHEMA))
     return folder
@@ -117,10 +120,11 @@ def test_overall_workbook_ranks_caps_and_formats(config: Path, tmp_path: Path) -
     assert book.sheetnames == list(SHEETS)
     at_risk = _sheet(book, "at risk")
     assert at_risk[0] == ["customer_id", "account_manager", "churn_probability",
-                          "future_net_margin", "margin_at_risk", "tier", "category", "reasons"]
+                          "future_net_margin", "margin_at_risk", "expected_saved_margin", "tier",
+                          "category", "reasons"]
     assert [r[0] for r in at_risk[1:]] == AT_RISK
     assert at_risk[1][1:5] == ["Anna", 0.5, 20000.0, 10000.0]
-    assert at_risk[1][7] == "no visit for 143 days; 3 complaints in the last 90 days"
+    assert at_risk[1][8] == "no visit for 143 days; 3 complaints in the last 90 days"
     assert [r[1] for r in at_risk[1:]][-1] == "unassigned"  # c07 has no manager
     cross = _sheet(book, "cross-sell")
     assert [r[0] for r in cross[1:]] == CROSS_SELL
@@ -134,16 +138,16 @@ def test_overall_workbook_ranks_caps_and_formats(config: Path, tmp_path: Path) -
 
     sheet = book["at risk"]
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == f"A1:H{len(AT_RISK) + 1}"
+    assert sheet.auto_filter.ref == f"A1:I{len(AT_RISK) + 1}"
     assert sheet["A1"].font.b and not sheet["A2"].font.b
     assert "%" in sheet["C2"].number_format
     assert "#,##0" in sheet["D2"].number_format and "#,##0" in sheet["E2"].number_format
-    assert sheet.column_dimensions["H"].width > sheet.column_dimensions["A"].width >= 10
+    assert sheet.column_dimensions["I"].width > sheet.column_dimensions["A"].width >= 10
 
 
 def test_loss_accounts_are_never_at_risk(config: Path, tmp_path: Path) -> None:
-    lists = build_lists(read_scores(config.parent / "scores" / "parquet", AS_OF),
-                        load_config(config).lists)
+    lists = build_lists(read_scores(config.parent / "scores" / "parquet", AS_OF), AS_OF,
+                        load_config(config))
     at_risk = set(lists.tables["at risk"].customer_id)
     losses = set(lists.tables["loss accounts"].customer_id)
     assert losses == {"c03", "c06", "c08"}
@@ -157,18 +161,19 @@ def test_each_manager_gets_own_files_inside_the_folder(config: Path, tmp_path: P
     new = set(snapshot(tmp_path)) - set(before)
     assert all(Path(p).resolve().is_relative_to(out.resolve()) for p in new)
     files = sorted(p.name for p in (out / "managers").iterdir())
-    assert len(files) == 4 * len(MANAGERS)  # no two managers share a file
+    assert len(files) == 5 * len(MANAGERS)  # no two managers share a file
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*\.(xlsx|csv)", f) for f in files)
     assert sorted(p.name for p in out.iterdir()) == ["all_managers.xlsx", "index.csv",
                                                      "managers"]
 
     index = list(csv.DictReader((out / "index.csv").open(encoding="utf-8")))
     assert {r["manager"] for r in index} == MANAGERS
-    counts = {r["manager"]: (int(r["at_risk"]), int(r["cross_sell"]), int(r["loss_accounts"]))
-              for r in index}
-    assert counts["Anna"] == (2, 2, 1)
-    assert counts["unassigned"] == (1, 1, 1)
-    assert counts["CON"] == (0, 1, 0)
+    counts = {r["manager"]: tuple(int(r[k]) for k in ("at_risk", "win_back", "cross_sell",
+                                                       "loss_accounts")) for r in index}
+    assert counts["Anna"] == (2, 0, 2, 1)
+    assert counts["unassigned"] == (1, 0, 1, 1)
+    assert counts["CON"] == (0, 0, 1, 0)
+    assert {r["capacity"] for r in index} == {"2"}
     customers = {m or "unassigned": set() for _, m, *_ in CUSTOMERS}
     for customer, manager, *_ in CUSTOMERS:
         customers[manager or "unassigned"].add(customer)
@@ -208,8 +213,8 @@ def test_file_stems_are_safe_readable_and_unique(tmp_path: Path) -> None:
 
 def test_a_failure_leaves_no_folder(config: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    lists = build_lists(read_scores(config.parent / "scores" / "parquet", AS_OF),
-                        load_config(config).lists)
+    lists = build_lists(read_scores(config.parent / "scores" / "parquet", AS_OF), AS_OF,
+                        load_config(config))
 
     def broken(*_: object) -> None:
         raise OSError("disk full")
@@ -265,3 +270,98 @@ def test_lists_and_report_read_while_a_score_holds_the_table(config: Path,
     assert "all_managers.xlsx" in output
     assert page.exit_code == 0, page.output + repr(page.exception)
     assert "loss account" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def _base(n: int, managers: int = 3) -> pd.DataFrame:
+    """``n`` scored customers spread over ``managers`` managers, with a response model's effect;
+    every fifth customer gone for 200 days."""
+    rng = np.random.default_rng(7)
+    rows = pd.DataFrame([_row(f"k{i:04d}", f"M{i % managers}", float(rng.uniform(0.05, 0.9)),
+                              float(rng.uniform(0, 5000)), float(rng.uniform(0, 900)),
+                              "small account", float(rng.uniform(-500, 8000)))
+                         for i in range(n)])
+    rows["category"] = np.where(rows.net_margin < 0, LOSS, "small account")
+    rows["days_since_last_order"] = np.where(np.arange(n) % 5 == 0, 200, 20)
+    rows["contact_effect"] = rng.uniform(-0.01, 0.2, n)
+    return rows
+
+
+def _config(tmp_path: Path, text: str) -> Config:
+    folder = tmp_path / "decisions"
+    folder.mkdir(exist_ok=True)
+    (folder / "lists.yaml").write_text(text)
+    return load_config(folder)
+
+
+def test_sheets_stay_within_each_managers_capacity(tmp_path: Path) -> None:
+    scores = _base(600)
+    cfg = _config(tmp_path, "capacity: {default: 7, managers: {M1: 3, M2: 0}}\n")
+    lists = build_lists(scores, AS_OF, cfg)
+    assert lists.capacity == {"M0": 7, "M1": 3, "M2": 0}  # M0 has no override: the default
+    for name, table in lists.tables.items():
+        per_manager = table.account_manager.value_counts()
+        for manager, rows in per_manager.items():
+            assert rows <= lists.capacity[manager], (name, manager)
+        assert per_manager.get("M0", 0) == 7, name  # enough candidates to fill it
+    # no one both at risk and gone, held-out customers on no sheet
+    at_risk, back = set(lists.tables["at risk"].customer_id), set(
+        lists.tables["win-back"].customer_id)
+    assert not at_risk & back
+    gone = set(scores.customer_id[scores.days_since_last_order > 120])
+    assert back <= gone and not at_risk & gone
+    on_sheets = set().union(*(set(t.customer_id) for t in lists.tables.values()))
+    assert not set(lists.held_out.customer_id) & on_sheets
+
+
+def test_at_risk_ranks_by_expected_saved_margin(tmp_path: Path) -> None:
+    scores = _base(300)
+    cfg = _config(tmp_path, "capacity: {default: 10}\ncontrol_share: 0\n")
+    at_risk = build_lists(scores, AS_OF, cfg).tables["at risk"]
+    costs, horizon = cfg.costs, cfg.labels.horizon_months
+    saved = (scores.contact_effect * scores.future_net_margin.clip(lower=0) * 12 / horizon
+             - costs.per_call)
+    eligible = scores[(saved > 0) & (scores.days_since_last_order <= 120)
+                      & (scores.category != LOSS)].assign(saved=saved)
+    for manager, mine in at_risk.groupby("account_manager"):
+        best = eligible[eligible.account_manager == manager].nlargest(10, "saved")
+        assert list(mine.customer_id) == list(best.customer_id)
+        assert np.allclose(mine.expected_saved_margin, best.saved)
+    assert (at_risk.expected_saved_margin > 0).all()
+    # without a response model, margin at risk among the likely churners, as before
+    fallback = build_lists(scores.drop(columns="contact_effect"), AS_OF, cfg).tables["at risk"]
+    assert fallback.expected_saved_margin.isna().all()
+    assert (scores.set_index("customer_id").churn_probability[fallback.customer_id]
+            >= cfg.lists.at_risk_min_probability).all()
+
+
+def test_the_control_group_is_reproducible_and_about_its_share(tmp_path: Path) -> None:
+    scores = _base(3000, managers=2)
+    cfg = _config(tmp_path, "capacity: {default: 400}\ncontrol_share: 0.2\ncontrol_seed: 5\n")
+    first = build_lists(scores, AS_OF, cfg)
+    again = build_lists(scores.sample(frac=1, random_state=1), AS_OF, cfg)
+    assert set(first.held_out.customer_id) == set(again.held_out.customer_id)
+    held, listed = len(first.held_out), len(first.tables["at risk"])
+    assert listed == 800  # the sheets are still filled to capacity
+    assert 0.15 < held / (held + listed) < 0.25
+    other = build_lists(scores, AS_OF, _config(tmp_path, "capacity: {default: 400}\n"
+                                                "control_share: 0.2\ncontrol_seed: 6\n"))
+    assert set(other.held_out.customer_id) != set(first.held_out.customer_id)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("capacity: {default: -1}\n", "capacity.default"),
+    ("capacity: {default: many}\n", "capacity.default"),
+    ("capacity: {default: 5, managers: {M0: -2}}\n", "capacity.managers.M0"),
+    ("control_share: 0.6\n", "control_share"),
+    ("control_share: -0.1\n", "control_share"),
+])
+def test_bad_decision_settings_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _config(tmp_path, text)
+
+
+def test_an_unknown_manager_override_is_refused(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "capacity: {default: 5, managers: {M9: 3}}\n")
+    with pytest.raises(InputError, match=r"capacity\.managers\.M9.*no scored customer has "
+                       r"account manager 'M9' \(managers this month: M0, M1, M2\)"):
+        build_lists(_base(30), AS_OF, cfg)

@@ -20,6 +20,7 @@ from conftest import SMALL_MODELS, run_cli, simulated_base, snapshot
 from holder import holding
 from klantwaarde.cli import app
 from klantwaarde.features.catalog import BY_NAME, owns_feature
+from klantwaarde.lists import build_lists
 from klantwaarde.scoring import drift
 from klantwaarde.scoring.reasons import top_reasons
 
@@ -338,7 +339,10 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     joined = scores.merge(outcome, on="customer_id")
     assert len(joined) == len(scores) > 1000
     churned = joined.label_churn.astype(bool)
-    listed = joined[(joined.churn_probability >= 0.3) & (joined.category != "loss account")]
+    # the month's at-risk sheets: likely churners by margin at risk (no response model), not
+    # loss accounts, not gone, within each manager's capacity, the control group held out
+    lists = build_lists(scores, dt.date(2024, 12, 31), cfg)
+    listed = joined[joined.customer_id.isin(lists.tables["at risk"].customer_id)]
     client = MlflowClient(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("klantwaarde-scoring")
     [run] = client.search_runs([experiment.experiment_id], "tags.kind = 'evaluation' and "
@@ -357,10 +361,8 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     offered = joined[joined.next_best_categories.map(len) > 0]
     bought = offered.apply(lambda r: any(r[f"label_adopt__{c}"] for c in
                                          r.next_best_categories), axis=1)
-    crossed = offered[offered.expected_uplift > 0].sort_values(
-        ["expected_uplift", "customer_id"], ascending=[False, True])
-    crossed = crossed.groupby("account_manager").head(200)  # lists.yaml max_rows
-    assert len(crossed) < (offered.expected_uplift > 0).sum()  # the cap is met here
+    crossed = offered[offered.customer_id.isin(lists.tables["cross-sell"].customer_id)]
+    assert len(crossed) < (offered.expected_uplift > 0).sum()  # the capacity is met here
     assert m["cross_sell_hit_rate"] == pytest.approx(bought[crossed.index].mean())
     assert m["pyramid_moved_up"] + m["pyramid_stayed"] + m["pyramid_moved_down"] == \
         pytest.approx(1.0)

@@ -460,7 +460,7 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
     cfg = _config(ctx, config)
     _check_places("lists", [Place(out_dir, "--out", Kind.NEW_FOLDER)])
     scores = read_scores(cfg.scoring.parquet, as_of.date())
-    print_lists(write_lists(build_lists(scores, cfg.lists), out_dir), as_of.date(), out)
+    print_lists(write_lists(build_lists(scores, as_of.date(), cfg), out_dir), as_of.date(), out)
 
 
 @app.command()

@@ -379,12 +379,23 @@ class ScoringConfig(Section):
     retention_goal: Share
 
 
+class Capacity(Section):
+    """Contacts (visits and calls) an account manager can make in a month."""
+
+    default: int = Field(ge=0)
+    managers: dict[str, Annotated[int, Field(ge=0)]] = {}
+
+
 class ListsConfig(Section):
     """Who goes on the lists of ``klantwaarde lists``, and how many per account manager."""
 
+    capacity: Capacity
+    contact: Literal["call", "visit"]
+    control_share: Annotated[float, Field(ge=0, le=0.5)]
+    control_seed: int
+    win_back_after_days: int = Field(gt=0)
     at_risk_min_probability: Share
     cross_sell_min_uplift: NonNegative
-    max_rows: int = Field(gt=0)
     unassigned: str = Field(pattern=r"\S")
 
 

@@ -75,7 +75,7 @@ def run_demo(folder: Path, customers: int, user_config: Path | None, step: Step
     training = train(source, as_of, cfg, step)
     scoring = score(source, as_of, cfg, step)
     step(f"writing the lists of {as_of}")
-    lists = write_lists(build_lists(read_scores(cfg.scoring.parquet, as_of), cfg.lists),
+    lists = write_lists(build_lists(read_scores(cfg.scoring.parquet, as_of), as_of, cfg),
                         folder / "lists" / as_of.isoformat())
     step(f"writing the report of {as_of}")
     page = folder / "report.html"

@@ -1,20 +1,22 @@
-"""``klantwaarde lists``: at-risk, cross-sell and loss-account lists per account manager.
+"""``klantwaarde lists``: at-risk, win-back, cross-sell and loss-account lists per manager.
 
-The lists are built from one month of the scores table (pure functions on its frame) and written
-as one XLSX workbook and three CSV files per manager, an overall workbook and an index:
+The lists are the decisions (``klantwaarde.decisions``) of one month of the scores table, written
+as one XLSX workbook and four CSV files per manager, an overall workbook and an index:
 
-    index.csv                     manager, file_stem and the rows of each list
+    index.csv                     manager, file_stem, capacity and the rows of each list
     all_managers.xlsx             every manager's lists, with an account_manager column
-    managers/<stem>.xlsx          sheets "at risk", "cross-sell", "loss accounts"
-    managers/<stem>_at_risk.csv, <stem>_cross_sell.csv, <stem>_loss_accounts.csv
+    managers/<stem>.xlsx          sheets "at risk", "win-back", "cross-sell", "loss accounts"
+    managers/<stem>_at_risk.csv, <stem>_win_back.csv, <stem>_cross_sell.csv, ...
 
-Each list holds at most ``max_rows`` rows per manager (the top of its ranking); the overall
-workbook holds exactly the rows the managers received.
+Each list holds at most the manager's capacity (the top of its ranking); held-out customers
+(the control group) are on no list; the overall workbook holds exactly the rows the managers
+received.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import math
 import re
@@ -30,27 +32,30 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from klantwaarde.config import ListsConfig
+from klantwaarde.config import Config
+from klantwaarde.decisions import AT_RISK, HELD_OUT, LOSS_ACCOUNT, WIN_BACK, capacities, decide
 from klantwaarde.staging import staged_folder
 
-LOSS_ACCOUNT = "loss account"
-AT_RISK, CROSS_SELL, LOSS_ACCOUNTS = "at risk", "cross-sell", "loss accounts"
-SHEETS = (AT_RISK, CROSS_SELL, LOSS_ACCOUNTS)
+CROSS_SELL, LOSS_ACCOUNTS = "cross-sell", "loss accounts"
+SHEETS = (AT_RISK, WIN_BACK, CROSS_SELL, LOSS_ACCOUNTS)
 OVERALL = "all_managers"
 INDEX = "index.csv"
 PERCENT = frozenset({"churn_probability", "upgrade_probability"})
-EUR = frozenset({"future_net_margin", "margin_at_risk", "expected_uplift", "revenue",
-                 "net_margin"})
+EUR = frozenset({"future_net_margin", "margin_at_risk", "expected_saved_margin",
+                 "expected_uplift", "revenue", "net_margin", "lost_margin"})
 _RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt")
                                                      for i in range(10))})
 
 
 @dataclass(frozen=True)
 class Lists:
-    """The three lists over all managers (ranked, capped per manager) and every manager."""
+    """The lists over all managers (ranked, within capacity), every manager and its capacity,
+    and the control group."""
 
     managers: tuple[str, ...]
+    capacity: dict[str, int]
     tables: dict[str, pd.DataFrame]  # sheet name -> list with an account_manager column
+    held_out: pd.DataFrame  # customer_id, account_manager: at risk, left off the sheets
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,9 @@ class ManagerCounts:
 
     manager: str
     file_stem: str
+    capacity: int
     at_risk: int
+    win_back: int
     cross_sell: int
     loss_accounts: int
 
@@ -72,16 +79,24 @@ class ListsResult:
     managers: tuple[ManagerCounts, ...]
 
 
-def build_lists(scores: pd.DataFrame, cfg: ListsConfig) -> Lists:
-    """The three lists of a month's scores (one row per customer, the scores table's columns)."""
-    scores = scores.assign(account_manager=managers_of(scores.account_manager, cfg.unassigned))
-    tables = {AT_RISK: at_risk(scores, cfg.at_risk_min_probability),
-              CROSS_SELL: cross_sell(scores, cfg.cross_sell_min_uplift),
-              LOSS_ACCOUNTS: loss_accounts(scores)}
-    capped = {name: t.groupby("account_manager", sort=False).head(cfg.max_rows)
-              .reset_index(drop=True) for name, t in tables.items()}
+def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
+    """The lists of a month's scores (one row per customer, the scores table's columns)."""
+    lc = cfg.lists
+    scores = scores.assign(account_manager=managers_of(scores.account_manager, lc.unassigned))
+    scores = scores.join(decide(scores, as_of, lc, cfg.costs, cfg.labels.horizon_months))
     names = sorted(set(scores.account_manager), key=lambda m: (m.casefold(), m))
-    return Lists(tuple(names), capped)
+    capacity = dict(zip(scores.account_manager,
+                        capacities(scores.account_manager, lc).astype(int), strict=True))
+    losses = loss_accounts(scores[scores.category == LOSS_ACCOUNT])
+    tables = {AT_RISK: at_risk(scores[scores.retention == AT_RISK]),
+              WIN_BACK: win_back(scores[scores.retention == WIN_BACK], as_of),
+              CROSS_SELL: cross_sell(scores[scores.cross_sell]),
+              LOSS_ACCOUNTS: losses[losses.groupby("account_manager").cumcount()
+                                    < losses.account_manager.map(capacity)]
+              .reset_index(drop=True)}
+    held = scores[scores.retention == HELD_OUT][["customer_id", "account_manager"]]
+    return Lists(tuple(names), {m: capacity[m] for m in names}, tables,
+                 held.reset_index(drop=True))
 
 
 def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
@@ -90,19 +105,29 @@ def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
     return column.where(~blank, unassigned).astype(object)
 
 
-def at_risk(scores: pd.DataFrame, min_probability: float) -> pd.DataFrame:
-    """Customers likely to leave, by margin at risk; never loss accounts."""
-    chosen = scores[(scores.churn_probability >= min_probability)
-                    & (scores.category != LOSS_ACCOUNT)]
-    return _ranked(chosen, "margin_at_risk", descending=True).assign(
+def at_risk(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Customers to contact now, by expected saved margin (by margin at risk where the month
+    has no contact effect)."""
+    key = ("expected_saved_margin" if chosen.expected_saved_margin.notna().any()
+           else "margin_at_risk")
+    return _ranked(chosen, key, descending=True).assign(
         reasons=lambda t: _joined(t.churn_reasons, "; "))[
         ["customer_id", "account_manager", "churn_probability", "future_net_margin",
-         "margin_at_risk", "tier", "category", "reasons"]]
+         "margin_at_risk", "expected_saved_margin", "tier", "category", "reasons"]]
 
 
-def cross_sell(scores: pd.DataFrame, min_uplift: float) -> pd.DataFrame:
-    """Customers with an expected uplift above ``min_uplift``, by expected uplift."""
-    chosen = scores[scores.expected_uplift > min_uplift]
+def win_back(chosen: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Customers already gone, by the net margin of their last 12 months."""
+    last = [(as_of - dt.timedelta(days=int(d))).isoformat()
+            for d in chosen.days_since_last_order]
+    return _ranked(chosen.assign(last_order=last, lost_margin=chosen.net_margin),
+                   "lost_margin", descending=True)[
+        ["customer_id", "account_manager", "last_order", "days_since_last_order",
+         "lost_margin", "revenue", "tier"]]
+
+
+def cross_sell(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Customers to offer their next-best categories, by expected uplift."""
     return _ranked(chosen, "expected_uplift", descending=True).assign(
         next_best_categories=lambda t: _joined(t.next_best_categories, ", "),
         reasons=lambda t: _joined(t.upgrade_reasons, "; "))[
@@ -110,9 +135,8 @@ def cross_sell(scores: pd.DataFrame, min_uplift: float) -> pd.DataFrame:
          "next_best_categories", "tier", "category", "reasons"]]
 
 
-def loss_accounts(scores: pd.DataFrame) -> pd.DataFrame:
+def loss_accounts(chosen: pd.DataFrame) -> pd.DataFrame:
     """Loss accounts, the biggest loss first, with the dominant cost driver and its remedy."""
-    chosen = scores[scores.category == LOSS_ACCOUNT]
     return _ranked(chosen, "net_margin", descending=False)[
         ["customer_id", "account_manager", "revenue", "net_margin", "tier", "loss_driver",
          "remedy", "policy"]]
@@ -165,7 +189,7 @@ def write_lists(lists: Lists, target: Path, replace: bool = False) -> ListsResul
             tables = {name: t[t.account_manager == manager].drop(columns="account_manager")
                       for name, t in lists.tables.items()}
             _write_manager(folder / "managers", stems[manager], tables)
-            counts.append(ManagerCounts(manager, stems[manager],
+            counts.append(ManagerCounts(manager, stems[manager], lists.capacity[manager],
                                         *(len(tables[name]) for name in SHEETS)))
         _write_index(folder / INDEX, counts)
     return ListsResult(target, tuple(counts))
@@ -186,9 +210,10 @@ def _write_manager(folder: Path, stem: str, tables: dict[str, pd.DataFrame]) -> 
 def _write_index(path: Path, counts: list[ManagerCounts]) -> None:
     with path.open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(["manager", "file_stem", "at_risk", "cross_sell", "loss_accounts"])
-        writer.writerows((c.manager, c.file_stem, c.at_risk, c.cross_sell, c.loss_accounts)
-                         for c in counts)
+        writer.writerow(["manager", "file_stem", "capacity", "at_risk", "win_back",
+                         "cross_sell", "loss_accounts"])
+        writer.writerows((c.manager, c.file_stem, c.capacity, c.at_risk, c.win_back,
+                          c.cross_sell, c.loss_accounts) for c in counts)
 
 
 def _write_workbook(path: Path, tables: dict[str, pd.DataFrame]) -> None:

@@ -172,15 +172,15 @@ def print_lists(result: ListsResult, as_of: dt.date, console: Console) -> None:
     """The rows of each list per account manager, and where the files are."""
     from klantwaarde.lists import OVERALL
 
-    table = Table("account manager", "at risk", "cross-sell", "loss accounts", "workbook",
-                  title=f"Lists at {as_of}", title_justify="left")
+    table = Table("account manager", "capacity", "at risk", "win-back", "cross-sell",
+                  "loss accounts", title=f"Lists at {as_of}", title_justify="left")
     for m in result.managers:
-        table.add_row(escape(m.manager), f"{m.at_risk:,}", f"{m.cross_sell:,}",
-                      f"{m.loss_accounts:,}", escape(f"managers/{m.file_stem}.xlsx"))
+        table.add_row(escape(m.manager), f"{m.capacity:,}", f"{m.at_risk:,}", f"{m.win_back:,}",
+                      f"{m.cross_sell:,}", f"{m.loss_accounts:,}")
     console.print(table)
     console.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
-                  "index.csv (the counts above), and per manager a workbook and three CSV files "
-                  "in managers/.")
+                  "index.csv (the counts above and each manager's file stem), and per manager "
+                  "a workbook managers/<stem>.xlsx and four CSV files.")
 
 
 def print_evaluation(result: EvaluationResult, console: Console) -> None:

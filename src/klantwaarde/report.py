@@ -81,7 +81,7 @@ def build_page(as_of: dt.date, cfg: Config) -> Report:
         "drivers": _drivers(loss),
         "models": _champions(),
         "evaluation": _evaluation(as_of),
-        "lists": _list_sizes(scores, cfg),
+        "lists": _list_sizes(scores, as_of, cfg),
     }
     template = jinja2.Environment(
         loader=jinja2.PackageLoader("klantwaarde", "templates"),
@@ -157,8 +157,8 @@ def _evaluation(as_of: dt.date) -> dict[str, object]:
                      for k, f in EVALUATION.items() if prefix + k in metrics]}
 
 
-def _list_sizes(scores: pd.DataFrame, cfg: Config) -> list[dict[str, str]]:
-    lists = build_lists(scores, cfg.lists)
+def _list_sizes(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> list[dict[str, str]]:
+    lists = build_lists(scores, as_of, cfg)
     counts = {name: t.account_manager.value_counts() for name, t in lists.tables.items()}
     return [{"account manager": m, **{name: f"{counts[name].get(m, 0):,}" for name in SHEETS}}
             for m in lists.managers]

@@ -66,12 +66,13 @@ def lists(spec: ListsStep, ctx: Context) -> Outcome:
 
     ctx.step(f"building the lists of {ctx.as_of}")
     scores = read_scores(ctx.cfg.scoring.parquet, ctx.as_of)
-    result = write_lists(build_lists(scores, ctx.cfg.lists), spec.folder(ctx.as_of),
+    result = write_lists(build_lists(scores, ctx.as_of, ctx.cfg), spec.folder(ctx.as_of),
                          replace=True)
     counts = [sum(getattr(m, k) for m in result.managers)
-              for k in ("at_risk", "cross_sell", "loss_accounts")]
-    return Outcome(f"{counts[0]:,} at risk, {counts[1]:,} cross-sell, {counts[2]:,} loss "
-                   f"accounts for {len(result.managers)} managers in {result.folder}", result)
+              for k in ("at_risk", "win_back", "cross_sell", "loss_accounts")]
+    return Outcome(f"{counts[0]:,} at risk, {counts[1]:,} win-back, {counts[2]:,} cross-sell, "
+                   f"{counts[3]:,} loss accounts for {len(result.managers)} managers in "
+                   f"{result.folder}", result)
 
 
 def evaluate(spec: EvaluateStep, ctx: Context) -> Outcome:

@@ -95,7 +95,7 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
                          "this source's active base at that date. Evaluate with the source "
                          "that was scored.")
     step("comparing scores with outcomes")
-    metrics = _metrics(joined, scores, cfg)
+    metrics = _metrics(joined, scores, then, cfg)
     churned = joined.label_churn.to_numpy(bool)
     calibration = calibration_table(churned, joined.churn_probability)
     migration = _migration(scores, now, [t.tier for t in cfg.profitability.pyramid])
@@ -139,7 +139,8 @@ def _in_sample(scores: pd.DataFrame, versions: dict[str, int], then: dt.date) ->
     return False
 
 
-def _metrics(joined: pd.DataFrame, scores: pd.DataFrame, cfg: Config) -> dict[str, float]:
+def _metrics(joined: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.date, cfg: Config
+             ) -> dict[str, float]:
     churned = joined.label_churn.to_numpy(bool)
     out = {f"churn_{k}": float(v) for k, v in
            churn_metrics(churned, joined.churn_probability, cfg.models.campaign).items()}
@@ -151,7 +152,7 @@ def _metrics(joined: pd.DataFrame, scores: pd.DataFrame, cfg: Config) -> dict[st
     out["customers"] = float(len(joined))
     out["retention_rate"] = 1 - float(churned.mean())
     out["retention_goal"] = cfg.scoring.retention_goal
-    lists = build_lists(scores, cfg.lists).tables
+    lists = build_lists(scores, scored_at, cfg).tables
     out |= _list_effect("at_risk", joined, lists[AT_RISK].customer_id, joined.label_churn)
     adopted = _adopted_next_best(joined)
     offered = joined.next_best_categories.map(len) > 0

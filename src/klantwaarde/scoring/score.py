@@ -70,7 +70,8 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     notices = [in_sample_notice] if in_sample_notice else []
     columns: dict[str, object] = {"as_of": [as_of] * len(frame),
                                   "customer_id": frame.customer_id.to_numpy(),
-                                  "in_sample": [in_sample] * len(frame)}
+                                  "in_sample": [in_sample] * len(frame),
+                                  "days_since_last_order": frame.days_since_last_order.to_numpy()}
     predictions = {}
     for target, champion in champions.items():
         step(f"{target}: scoring {len(frame):,} customers with version "

@@ -55,11 +55,13 @@ SCHEMA = pa.schema([
     ("margin_reasons", TEXTS),
     ("upgrade_reasons", TEXTS),
     ("in_sample", pa.bool_()),  # a champion was trained on data after as_of
+    ("days_since_last_order", pa.int64()),  # at as_of: who is gone (the win-back sheet)
 ])
 _TYPES = dict(zip(SCHEMA.names, (
     "DATE", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE",
     "DOUBLE", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR",
-    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BOOLEAN"),
+    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BOOLEAN",
+    "BIGINT"),
     strict=True))
 # DuckDB's error when another process holds the file
 _LOCK = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")

@@ -1,0 +1,118 @@
+"""Decisions: who each account manager contacts this month, within what that manager can do.
+
+A pure function of one month's scores (one row per customer, the scores table's columns) and
+``lists.yaml``:
+
+- **at risk**: customers worth a retention contact, ranked by the expected saved margin (the
+  ``contact_effect`` of the response model x the predicted net margin of the coming 12 months
+  - the cost of the contact; only positive values), or, where no response model scored the
+  month, by margin at risk among customers with a churn probability of at least
+  ``at_risk_min_probability``. Never loss accounts, never customers already gone.
+- **held out**: the control group. Going down each manager's at-risk ranking, a customer is held
+  out with probability ``control_share``, drawn from (as_of, customer, ``control_seed``) alone;
+  held-out customers are on no sheet, and the ranking goes on until the manager's capacity is
+  filled, so listed and held-out customers come from the same ranks.
+- **win-back**: customers with no order for more than ``win_back_after_days`` that made a
+  positive net margin over the last 12 months, by that lost margin.
+- **cross-sell**: customers not gone whose expected uplift is above ``cross_sell_min_uplift``,
+  by expected uplift.
+
+Each sheet of a manager holds at most that manager's capacity (contacts a month).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from klantwaarde.config import CostsConfig, ListsConfig
+from klantwaarde.errors import InputError
+
+LOSS_ACCOUNT = "loss account"
+AT_RISK, HELD_OUT, WIN_BACK = "at risk", "held out", "win-back"
+
+
+def capacities(managers: pd.Series, cfg: ListsConfig) -> pd.Series:
+    """Each customer's manager's capacity; an override for a manager with no customer is an
+    input error (a misspelt name would otherwise silently get the default)."""
+    unknown = sorted(set(cfg.capacity.managers) - set(managers))
+    if unknown:
+        known = ", ".join(sorted(set(managers))[:10])
+        raise InputError(
+            f"lists.yaml: key 'capacity.managers.{unknown[0]}': no scored customer has account "
+            f"manager {unknown[0]!r} (managers this month: {known}). Fix the name, or remove "
+            "the override.")
+    return managers.map(cfg.capacity.managers).fillna(cfg.capacity.default).astype(int)
+
+
+def held_out_draw(as_of: dt.date, customers: pd.Series, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per customer, from (as_of, customer, seed) alone."""
+    def draw(customer: str) -> float:
+        digest = hashlib.sha256(f"{as_of.isoformat()}|{customer}|{seed}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return np.array([draw(c) for c in customers], dtype=float)
+
+
+def expected_saved_margin(scores: pd.DataFrame, costs: CostsConfig, horizon_months: int,
+                          contact: str) -> pd.Series:
+    """The contact's effect x the predicted net margin of the coming 12 months - its cost;
+    null where there is no effect estimate."""
+    effect = scores["contact_effect"] if "contact_effect" in scores else pd.Series(
+        np.nan, index=scores.index)
+    yearly = scores.future_net_margin.clip(lower=0) * (12 / horizon_months)
+    cost = costs.per_visit if contact == "visit" else costs.per_call
+    return effect.astype(float) * yearly - cost
+
+
+def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsConfig,
+           horizon_months: int) -> pd.DataFrame:
+    """Per customer (the index of ``scores``): ``retention`` (at risk, held out, win-back or
+    none), ``expected_saved_margin``, ``cross_sell`` and the ranking value of each sheet."""
+    managers = scores.account_manager
+    capacity = capacities(managers, cfg)
+    gone = scores.days_since_last_order.astype(float) > cfg.win_back_after_days
+    loss = scores.category.eq(LOSS_ACCOUNT)
+    saved = expected_saved_margin(scores, costs, horizon_months, cfg.contact)
+    if saved.notna().any():
+        value = saved
+        candidate = ~gone & ~loss & (saved > 0)
+    else:  # no response model scored the month: margin at risk, as before
+        value = scores.margin_at_risk.astype(float)
+        candidate = ~gone & ~loss & (scores.churn_probability >= cfg.at_risk_min_probability)
+    retention = pd.Series(None, index=scores.index, dtype=object)
+    held = pd.Series(held_out_draw(as_of, scores.customer_id, cfg.control_seed)
+                     < cfg.control_share, index=scores.index)
+    order = _ranking(scores[candidate], value[candidate])
+    kept = ~held[order]
+    # the manager still had room when this rank came up: fewer listed before it than capacity
+    room = kept.groupby(managers[order]).cumsum() - kept.astype(int) < capacity[order]
+    retention[order[(room & kept).to_numpy()]] = AT_RISK
+    retention[order[(room & ~kept).to_numpy()]] = HELD_OUT
+    lost = scores.net_margin.astype(float)
+    back = _top(scores[gone & (lost > 0)], lost[gone & (lost > 0)], capacity)
+    retention[back] = WIN_BACK
+    uplift = scores.expected_uplift.astype(float)
+    offer = ~gone & (uplift > cfg.cross_sell_min_uplift)
+    cross = pd.Series(False, index=scores.index)
+    cross[_top(scores[offer], uplift[offer], capacity)] = True
+    return pd.DataFrame({"retention": retention, "expected_saved_margin": saved,
+                         "cross_sell": cross}, index=scores.index)
+
+
+def _ranking(rows: pd.DataFrame, value: pd.Series) -> pd.Index:
+    """The index of ``rows`` by manager, then ``value`` (highest first), ties by customer."""
+    keyed = pd.DataFrame({"manager": rows.account_manager, "value": value,
+                          "customer": rows.customer_id})
+    return keyed.sort_values(["manager", "value", "customer"], ascending=[True, False, True],
+                             kind="stable").index
+
+
+def _top(rows: pd.DataFrame, value: pd.Series, capacity: pd.Series) -> pd.Index:
+    """The index of each manager's highest ``value`` rows, as many as the manager's capacity."""
+    order = _ranking(rows, value)
+    rank = pd.Series(1, index=order).groupby(rows.account_manager[order]).cumsum()
+    return order[(rank <= capacity[order]).to_numpy()]
