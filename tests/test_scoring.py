@@ -39,12 +39,13 @@ def test_reasons_name_what_raises_the_score_in_words_strongest_first() -> None:
     contributions = np.array([[0.9, 0.5, -0.2, 1.2, 0.01],  # last column: the bias
                               [-0.3, 2.0, 0.4, -0.1, 0.01]])
     churn = top_reasons("churn", contributions, names, frame, declared, 3, "en")
-    assert churn[0] == ["revenue -40% on the previous quarter", "no visit for 143 days",
+    assert churn[0] == ["revenue down 40% on the previous quarter", "no visit for 5 months",
                         "3 open complaints"]
     # a lowering push is no reason for churn, and a feature without a value is never one
     assert churn[1] == ["already buys paint"]
     margin = top_reasons("margin", contributions, names, frame, declared, 2, "nl")
-    assert margin[0] == ["omzet -40% ten opzichte van het vorige kwartaal", "143 dagen geen bezoek"]
+    assert margin[0] == ["omzet 40% lager ten opzichte van het vorige kwartaal",
+                         "5 maanden geen bezoek"]
     assert margin[1] == ["koopt al paint", "10 dagen geen bezoek"]
     assert owns_feature("paint").reason(0.0) == "does not buy paint yet"
 

@@ -55,12 +55,13 @@ def _cost_driver(feature: Feature) -> bool:
 def peer_reasons(categories: list[list[str]], frame: pd.DataFrame, language: Language
                  ) -> list[str | None]:
     """Per row of ``frame``, why its first next-best category: the share of the customers in
-    its industry (of all customers, without one) that bought that category; None when there is
-    no category, or no peer bought it."""
+    its industry (of all customers when it has none) that bought that category; None when
+    there is no category, or no peer bought it."""
     group = (frame.industry.astype(object).fillna("") if "industry" in frame
              else pd.Series("", index=frame.index))
-    owns = [c for c in frame.columns if c.startswith("owns__")]
-    shares = frame[owns].astype(float).groupby(group.to_numpy()).transform("mean")
+    owned = frame[[c for c in frame.columns if c.startswith("owns__")]].astype(float)
+    shares = owned.groupby(group.to_numpy()).transform("mean")
+    shares.loc[group.eq("").to_numpy()] = owned.mean().to_numpy()
     out: list[str | None] = []
     for row, (chosen, industry) in enumerate(zip(categories, group, strict=True)):
         column = f"owns__{chosen[0]}" if chosen else None
