@@ -113,7 +113,13 @@ def test_scoring_twice_gives_the_same_rows_once(setup: dict[str, Path]) -> None:
     assert twice.churn_reasons.map(len).ge(1).mean() > 0.95
     words = {r for reasons in twice.churn_reasons for r in reasons}
     assert any(r.startswith("no order for ") for r in words)
-    assert not any("{" in r for r in words)
+    assert not any("{" in r or "_" in r for r in words)
+    # a cross-sell row says first why its category, and never sells on a discount or a cost
+    offered = twice[twice.next_best_categories.map(len) > 0]
+    why = [r[0] for r in offered.upgrade_reasons if len(r)]
+    assert sum(" of customers in " in r for r in why) > 0.9 * len(offered)
+    upgrade = {r for row in twice.upgrade_reasons for r in row}
+    assert not any("discount" in r or "cost" in r for r in upgrade), upgrade
     # next-best categories are categories the customer does not own yet
     assert twice.next_best_categories.map(len).eq(3).mean() > 0.9
     assert twice.category.isin(["key account", "large account", "small account",
