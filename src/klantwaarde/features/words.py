@@ -26,7 +26,7 @@ def number(value: float, language: Language, decimals: int = 0) -> str:
     text = f"{value:,.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    if text in ("-0", ""):
+    if text == "-0":
         text = "0"
     return text.translate(str.maketrans(",.", ".,")) if language == "nl" else text
 
