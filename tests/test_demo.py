@@ -32,8 +32,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """The demo in a folder of its own, with its own cache folder: ArviZ's once-a-day notice
     (written under it) is due."""
     root = tmp_path_factory.mktemp("demo")
+    # beside another test worker, training's threads share two cores: allow it some minutes
     result = run_cli("demo", "--out", str(root / "demo"), "--customers", "300",
-                     env={"XDG_CACHE_HOME": str(root / "cache")})
+                     env={"XDG_CACHE_HOME": str(root / "cache")}, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return root / "demo", result
 

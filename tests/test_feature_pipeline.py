@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
-from klantwaarde.features import BY_NAME, FEATURES, features_at, training_set
+from klantwaarde.features import FEATURES, features_at, training_set
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.profitability import DRIVERS, customer_margins
 from klantwaarde.simulation import simulate
@@ -94,17 +94,6 @@ def test_training_set_features_and_the_margin_label(base: Path) -> None:
     np.testing.assert_allclose(labels, expected, rtol=1e-9, atol=1e-6)
     churn = frame.loc[AS_OF].label_churn
     assert 0.02 < churn.mean() < 0.6  # both classes present in a sensible mix
-
-
-def test_reasons_render_in_english_and_dutch() -> None:
-    visit = BY_NAME["days_since_last_visit"]
-    assert visit.reason(143, "en") == "no visit for 143 days"
-    assert visit.reason(143, "nl") == "143 dagen geen bezoek"
-    assert BY_NAME["revenue_trend_3m"].reason(-0.4) == "revenue -40% on the previous quarter"
-    for feature in FEATURES:  # every template renders a number in both languages
-        for language in ("en", "nl"):
-            assert "{" not in feature.reason(1.5, language)
-            assert feature.describe(language)
 
 
 def test_command_writes_the_features_with_their_declarations(base: Path, tmp_path: Path) -> None:

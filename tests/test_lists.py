@@ -27,6 +27,7 @@ from klantwaarde.training import registry
 
 AS_OF = dt.date(2025, 6, 30)
 LOSS = "loss account"
+TOOLS = "64% of customers in wholesale buy tools; this one never has"
 # customer, manager, churn probability, margin at risk, expected uplift, category, net margin
 CUSTOMERS = [
     ("c01", "Anna", 0.80, 8000.0, 500.0, "key account", 30000.0),
@@ -62,8 +63,8 @@ def _row(customer: str, manager: str | None, churn: float, at_risk: float,
         "cell": "no, no, no" if loss else "yes, yes, no", "policy": "let go" if loss else "keep",
         "loss_driver": "small_orders" if loss else None,
         "remedy": "set a minimum order size" if loss else None,
-        "churn_reasons": ["no visit for 143 days", "3 complaints in the last 90 days"],
-        "margin_reasons": None, "upgrade_reasons": ["buys tools"] if uplift else None,
+        "churn_reasons": ["no visit for 5 months", "3 complaints in the last 3 months"],
+        "margin_reasons": None, "upgrade_reasons": [TOOLS] if uplift else None,
     }
 
 
@@ -124,12 +125,12 @@ def test_overall_workbook_ranks_caps_and_formats(config: Path, tmp_path: Path) -
                           "category", "reasons"]
     assert [r[0] for r in at_risk[1:]] == AT_RISK
     assert at_risk[1][1:5] == ["Anna", 0.5, 20000.0, 10000.0]
-    assert at_risk[1][8] == "no visit for 143 days; 3 complaints in the last 90 days"
+    assert at_risk[1][8] == "no visit for 5 months; 3 complaints in the last 3 months"
     assert [r[1] for r in at_risk[1:]][-1] == "unassigned"  # c07 has no manager
     cross = _sheet(book, "cross-sell")
     assert [r[0] for r in cross[1:]] == CROSS_SELL
     assert cross[1][cross[0].index("next_best_categories")] == "tools, safety"
-    assert cross[1][cross[0].index("reasons")] == "buys tools"
+    assert cross[1][cross[0].index("reasons")] == TOOLS
     losses = _sheet(book, "loss accounts")
     assert [r[0] for r in losses[1:]] == LOSS_ACCOUNTS
     assert losses[0][:4] == ["customer_id", "account_manager", "revenue", "net_margin"]

@@ -40,12 +40,13 @@ def test_reasons_name_what_raises_the_score_in_words_strongest_first() -> None:
     contributions = np.array([[0.9, 0.5, -0.2, 1.2, 0.01],  # last column: the bias
                               [-0.3, 2.0, 0.4, -0.1, 0.01]])
     churn = top_reasons("churn", contributions, names, frame, declared, 3, "en")
-    assert churn[0] == ["revenue -40% on the previous quarter", "no visit for 143 days",
+    assert churn[0] == ["revenue down 40% on the previous quarter", "no visit for 5 months",
                         "3 open complaints"]
     # a lowering push is no reason for churn, and a feature without a value is never one
     assert churn[1] == ["already buys paint"]
     margin = top_reasons("margin", contributions, names, frame, declared, 2, "nl")
-    assert margin[0] == ["omzet -40% ten opzichte van het vorige kwartaal", "143 dagen geen bezoek"]
+    assert margin[0] == ["omzet 40% lager ten opzichte van het vorige kwartaal",
+                         "5 maanden geen bezoek"]
     assert margin[1] == ["koopt al paint", "10 dagen geen bezoek"]
     assert owns_feature("paint").reason(0.0) == "does not buy paint yet"
 
@@ -113,7 +114,13 @@ def test_scoring_twice_gives_the_same_rows_once(setup: dict[str, Path]) -> None:
     assert twice.churn_reasons.map(len).ge(1).mean() > 0.95
     words = {r for reasons in twice.churn_reasons for r in reasons}
     assert any(r.startswith("no order for ") for r in words)
-    assert not any("{" in r for r in words)
+    assert not any("{" in r or "_" in r for r in words)
+    # a cross-sell row says first why its category, and never sells on a discount or a cost
+    offered = twice[twice.next_best_categories.map(len) > 0]
+    why = [r[0] for r in offered.upgrade_reasons if len(r)]
+    assert sum(" of customers in " in r for r in why) > 0.9 * len(offered)
+    upgrade = {r for row in twice.upgrade_reasons for r in row}
+    assert not any("discount" in r or "cost" in r for r in upgrade), upgrade
     # next-best categories are categories the customer does not own yet
     assert twice.next_best_categories.map(len).eq(3).mean() > 0.9
     assert twice.category.isin(["key account", "large account", "small account",

@@ -1,9 +1,10 @@
 """Reasons: per customer, the features that push a score most, in words for an account manager.
 
 The contributions are TreeSHAP values per feature (xgboost's ``pred_contribs``); a feature's
-declaration (``features.catalog``) renders its value ("no visit for 143 days"). Churn and
+declaration (``features.catalog``) renders its value ("no visit for 5 months"). Churn and
 upgrade name what raises the score; the margin names what moves it most either way. A feature
-without a value at as_of is not given as a reason.
+without a value at as_of is not given as a reason, and a discount or cost feature is never a
+reason to sell more. A cross-sell row first says why its category: how many of its peers buy it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from klantwaarde.features.catalog import Feature, Language
+from klantwaarde.features.words import percent
 from klantwaarde.training.candidates import TargetName
+
+_PEERS = {"en": ("{share} of customers in {industry} buy {category}; this one never has",
+                 "{share} of customers buy {category}; this one never has"),
+          "nl": ("{share} van de klanten in de branche {industry} kopen {category}; deze klant "
+                 "nog nooit", "{share} van de klanten kopen {category}; deze klant nog nooit")}
 
 
 def top_reasons(target: TargetName, contributions: np.ndarray, names: list[str],
@@ -23,8 +30,9 @@ def top_reasons(target: TargetName, contributions: np.ndarray, names: list[str],
     push = contributions[:, :len(names)]
     strength = np.abs(push) if target == "margin" else push.copy()
     for j, name in enumerate(names):
-        column = frame[name]
-        strength[column.isna().to_numpy(), j] = -np.inf
+        strength[frame[name].isna().to_numpy(), j] = -np.inf
+        if target == "upgrade" and _cost_driver(declared[name]):
+            strength[:, j] = -np.inf
     if target != "margin":
         strength[strength <= 0] = -np.inf  # only what raises the score
     k = min(k, len(names))
@@ -37,3 +45,29 @@ def top_reasons(target: TargetName, contributions: np.ndarray, names: list[str],
             texts[rows, slots] = [declared[name].reason(v, language) for v in values]
     usable = np.take_along_axis(strength, best, axis=1) > -np.inf
     return [list(t[u]) for t, u in zip(texts, usable, strict=True)]
+
+
+def _cost_driver(feature: Feature) -> bool:
+    """A discount or a cost: what makes an account unprofitable, never why to sell it more."""
+    return feature.family == "discounts" or feature.name.startswith("cost_")
+
+
+def peer_reasons(categories: list[list[str]], frame: pd.DataFrame, language: Language
+                 ) -> list[str | None]:
+    """Per row of ``frame``, why its first next-best category: the share of the customers in
+    its industry (of all customers when it has none) that bought that category; None when
+    there is no category, or no peer bought it."""
+    group = (frame.industry.astype(object).fillna("") if "industry" in frame
+             else pd.Series("", index=frame.index))
+    owned = frame[[c for c in frame.columns if c.startswith("owns__")]].astype(float)
+    shares = owned.groupby(group.to_numpy()).transform("mean")
+    shares.loc[group.eq("").to_numpy()] = owned.mean().to_numpy()
+    out: list[str | None] = []
+    for row, (chosen, industry) in enumerate(zip(categories, group, strict=True)):
+        column = f"owns__{chosen[0]}" if chosen else None
+        share = shares[column].iat[row] if column in shares else 0.0
+        within, everyone = _PEERS[language]
+        out.append((within if industry else everyone).format(
+            share=percent(share, language), industry=industry, category=chosen[0])
+            if share > 0 else None)
+    return out

@@ -22,7 +22,7 @@ from klantwaarde.features import scoring_input
 from klantwaarde.profitability_report import build_report
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
 from klantwaarde.scoring.drift import stability
-from klantwaarde.scoring.reasons import top_reasons
+from klantwaarde.scoring.reasons import peer_reasons, top_reasons
 from klantwaarde.scoring.store import SCHEMA, check_unlocked, write_scores
 from klantwaarde.sources import Source, one_thread
 from klantwaarde.training import registry
@@ -85,6 +85,7 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
                 "margin_at_risk": churn * np.maximum(margin, 0),
                 "upgrade_probability": predictions["upgrade"].upgrade_probability.to_numpy()}
     columns |= _next_best(predictions["upgrade"], frame, spend, cfg.models.next_best_k)
+    columns["upgrade_reasons"] = _cross_sell_reasons(columns, frame, cfg)
     step("segmenting by profitability")
     scores = pd.DataFrame(columns).merge(_segments(source, as_of, cfg), on="customer_id",
                                          how="left")
@@ -126,11 +127,21 @@ def _reasons(target: str, champion: Champion, frame: pd.DataFrame, declared: dic
     if found is None:
         notices.append(f"{champion.version.name} version {champion.version.version} is a "
                        f"{champion.model.candidate}; reasons come from xgboost champions only, "
-                       f"so its scores have none.")
+                       f"so its scores have none from the model.")
         return [[] for _ in range(len(frame))]
     values, names = found
     return top_reasons(target, values, names, frame, declared, cfg.scoring.reasons,
                        cfg.scoring.language)
+
+
+def _cross_sell_reasons(columns: dict, frame: pd.DataFrame, cfg: Config) -> list[list[str]]:
+    """The upgrade reasons led by why the first next-best category: its share among peers."""
+    k = cfg.scoring.reasons
+    if k == 0:
+        return columns["upgrade_reasons"]
+    peers = peer_reasons(columns["next_best_categories"], frame, cfg.scoring.language)
+    return [[peer, *model[:k - 1]] if peer else model
+            for peer, model in zip(peers, columns["upgrade_reasons"], strict=True)]
 
 
 def _next_best(upgrade: pd.DataFrame, frame: pd.DataFrame, spend: dict[str, float], k: int
