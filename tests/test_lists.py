@@ -22,6 +22,7 @@ from klantwaarde import cli
 from klantwaarde.config import Config, load_config
 from klantwaarde.errors import ConfigError, InputError
 from klantwaarde.lists import SHEETS, build_lists, csv_name, file_stems, write_lists
+from klantwaarde.scoring.evaluate import control_effect
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
 from klantwaarde.training import registry
 
@@ -366,3 +367,26 @@ def test_an_unknown_manager_override_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"capacity\.managers\.M9.*no scored customer has "
                        r"account manager 'M9' \(managers this month: M0, M1, M2\)"):
         build_lists(_base(30), AS_OF, cfg)
+
+
+def test_the_control_group_measures_the_churn_the_lists_prevented() -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    joined = pd.DataFrame({"customer_id": [f"k{i}" for i in range(n)],
+                           "future_net_margin": 600.0, "label_future_net_margin": 500.0,
+                           "label_churn": np.r_[rng.random(n // 2) < 0.10,  # contacted
+                                                rng.random(n // 2) < 0.25]})  # held out
+    listed = joined[: n // 2].assign(expected_saved_margin=100.0)
+    found = control_effect(joined, listed, joined.customer_id[n // 2:], 2.0, 12.0)
+    assert found["control_listed"] == found["control_held_out"] == n // 2
+    prevented = found["control_churn_prevented"]
+    assert prevented == pytest.approx(found["control_churn_held_out"]
+                                      - found["control_churn_listed"])
+    assert found["control_churn_prevented_low"] < 0.15 < found["control_churn_prevented_high"]
+    assert 0 < found["control_churn_prevented_low"] < prevented
+    assert found["control_saved_margin_realised"] == pytest.approx(
+        prevented * 600 * (n // 2) * 2 - 12 * (n // 2))
+    assert found["control_saved_margin_predicted"] == 100 * (n // 2)
+    # no control group: only the counts
+    assert control_effect(joined, listed, joined.customer_id[:0], 2.0, 12.0) == {
+        "control_listed": n // 2, "control_held_out": 0}

@@ -363,6 +363,12 @@ def test_evaluate_sets_last_horizons_scores_against_what_happened(setup: dict[st
     assert m["at_risk_hit_rate"] == pytest.approx(listed.label_churn.mean())
     assert m["at_risk_lift"] == pytest.approx(listed.label_churn.mean() / churned.mean())
     assert m["at_risk_capture"] == pytest.approx(listed.label_churn.sum() / churned.sum())
+    held = joined[joined.customer_id.isin(lists.held_out.customer_id)]
+    assert m["control_listed"] == len(listed) and m["control_held_out"] == len(held) > 0
+    assert m["control_churn_prevented"] == pytest.approx(
+        held.label_churn.mean() - listed.label_churn.mean())
+    assert m["control_churn_prevented_low"] <= m["control_churn_prevented"] \
+        <= m["control_churn_prevented_high"]
     assert m["margin_mae"] == pytest.approx(
         (joined.label_future_net_margin - joined.future_net_margin).abs().mean())
     offered = joined[joined.next_best_categories.map(len) > 0]
