@@ -498,6 +498,9 @@ def reference_labels(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str, o
     orders = events(data, "orders")
     future = margin_rows(folder, end, cfg, h)
     categories = all_categories(data, until=end)
+    interactions = _by_customer(events(data, "interactions")) if data.has("interactions") \
+        else None
+    kinds = [k.lower() for k in cfg.costs.visit_kinds + cfg.costs.call_kinds]
     out: dict[str, dict[str, object]] = {}
     for c in eligible:
         lines = [(i, r) for i, r in enumerate(orders) if r["customer_id"] == c]
@@ -520,6 +523,10 @@ def reference_labels(folder: Path, as_of: dt.date, cfg) -> dict[str, dict[str, o
                                         else 0.0),
             "label_future_revenue": revenue_next,
         }
+        if interactions is not None:  # a visit or call in the first month after as_of
+            labels["label_contacted"] = any(
+                _kind(r) in kinds and grid.in_horizon(r["date"], 1)
+                for r in interactions.get(c, []))
         ever = bought(data, lines, lambda d: d <= as_of)
         adopted = False
         for category in categories:
@@ -572,6 +579,7 @@ def label_names(folder: Path, as_of: dt.date, cfg) -> set[str]:
     data = load(Path(folder))
     end = Grid(as_of).horizon_end(cfg.labels.horizon_months)
     return ({"label_churn", "label_future_net_margin", "label_future_revenue", "label_upgrade"}
+            | ({"label_contacted"} if data.has("interactions") else set())
             | {f"label_adopt__{c}" for c in all_categories(data, until=end)})
 
 

@@ -101,6 +101,7 @@ C1,2024-06-20,call
 C1,2023-01-01,email
 C2,2024-12-16,visit
 C3,2024-04-01, Meeting
+C3,2024-07-15,call
 """,
     "complaints": """customer_id,opened_on,closed_on
 C1,2024-05-01,2024-05-11
@@ -149,17 +150,19 @@ HAND_FEATURES = {
 }
 # C1: 999 of garden in the horizon, never bought before; C2: nothing in the horizon; C3: 500
 # against 300 in the last 6 months. Future net margin (profitability over (06-15, 12-15]):
-# C1 999 - 600 - 15 - 1.5 - a call of 12; C3 500 - 300 - 15 - 1.5; C2 no row: 0.
+# C1 999 - 600 - 15 - 1.5 - a call of 12; C3 500 - 300 - 15 - 1.5 - a call of 12; C2 no row: 0.
+# Contacted (a visit or call in (06-15, 07-15]): C1 (call 06-20, not the visit on as_of), C3
+# (call on 07-15); not C2 (visit in December).
 HAND_LABELS = {
     "C1": dict(label_churn=False, label_upgrade=True, label_adopt__garden=True,
                label_adopt__tools=False, label_adopt__paint=False, label_adopt__safety=False,
-               label_future_net_margin=999 - 600 - 15 - 1.5 - 12),
+               label_future_net_margin=999 - 600 - 15 - 1.5 - 12, label_contacted=True),
     "C2": dict(label_churn=True, label_upgrade=False, label_adopt__garden=False,
                label_adopt__tools=False, label_adopt__paint=False, label_adopt__safety=False,
-               label_future_net_margin=0.0),
+               label_future_net_margin=0.0, label_contacted=False),
     "C3": dict(label_churn=False, label_upgrade=True, label_adopt__garden=False,
                label_adopt__tools=False, label_adopt__paint=False, label_adopt__safety=False,
-               label_future_net_margin=500 - 300 - 15 - 1.5),
+               label_future_net_margin=500 - 300 - 15 - 1.5 - 12, label_contacted=True),
 }
 
 

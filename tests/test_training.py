@@ -202,13 +202,14 @@ def test_same_seed_same_metrics_promotion_by_rule_and_no_protected_attribute(
                                    filter_string="tags.candidate != ''")
         runs.append(found.set_index("tags.mlflow.runName").filter(like="metrics.").sort_index())
         assert (store / "artifacts").is_dir()
-    assert len(runs[0]) == 10  # 3 targets x 3 candidates, and BG/NBD + Gamma-Gamma
+    # 3 targets x 3 candidates, BG/NBD + Gamma-Gamma, and the response model's 2 meta-learners
+    assert len(runs[0]) == 12
     assert "btyd" in runs[0].index
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
     # the simulator writes the contact's gender into customers: no model may read it
     assert "gender" in pd.read_parquet(base / "customers.parquet").columns
-    for target in ("churn", "margin", "upgrade"):
+    for target in ("churn", "margin", "upgrade", "response"):
         info = mlflow.models.get_model_info(f"models:/klantwaarde-{target}@challenger")
         inputs = info.signature.inputs.input_names()
         assert "gender" not in inputs and "contact_gender" not in inputs

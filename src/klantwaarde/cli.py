@@ -126,6 +126,7 @@ class Target(StrEnum):
     churn = "churn"
     margin = "margin"
     upgrade = "upgrade"
+    response = "response"
 
 
 def _choices(enum: type[StrEnum]) -> str:

@@ -338,10 +338,20 @@ class CampaignConfig(Section):
     acceptance_beta: Positive
 
 
+class ResponseParams(Section):
+    """The response model's bases and its overlap rule."""
+
+    min_propensity: Annotated[float, Field(ge=0, lt=0.5)]
+    rounds: int = Field(gt=0)
+    max_depth: int = Field(gt=0, le=12)
+    learning_rate: Positive
+
+
 class SelectionConfig(Section):
     churn: Literal["roc_auc", "pr_auc", "emp_per_customer", "lift_top10"]
     margin: Literal["normalized_gini", "spearman"]
     upgrade: Literal["mean_roc_auc"]
+    response: Literal["qini", "uplift_top10"]
 
 
 class PromotionConfig(Section):
@@ -357,6 +367,7 @@ class ModelsConfig(Section):
     validation_snapshots: int = Field(gt=0, le=12)
     tree: TreeParams
     xgboost: XGBoostParams
+    response: ResponseParams
     campaign: CampaignConfig
     next_best_k: int = Field(gt=0)
     selection: SelectionConfig

@@ -112,7 +112,8 @@ _COLUMNS = {"churn": ["roc_auc", "pr_auc", "lift_top10", "capture_top10", "brier
                       "emp_per_customer"],
             "margin": ["normalized_gini", "normalized_gini_revenue", "spearman", "mae", "rmse",
                        "total_ratio"],
-            "upgrade": ["mean_roc_auc", "upgrade_roc_auc", "upgrade_pr_auc"]}
+            "upgrade": ["mean_roc_auc", "upgrade_roc_auc", "upgrade_pr_auc"],
+            "response": ["qini", "uplift_top10", "no_estimate_share", "treated_share"]}
 
 
 def print_training(result: TrainingResult, console: Console) -> None:
@@ -124,6 +125,8 @@ def print_training(result: TrainingResult, console: Console) -> None:
                   f"{len(sets.features)} features.")
     for target, columns in _COLUMNS.items():
         rows = [c for c in result.candidates if c.target == target]
+        if not rows:  # a target training skipped (response without interactions)
+            continue
         if target == "upgrade" and rows:
             columns = columns + sorted(k for k in rows[0].metrics if k.startswith("hit_rate"))
         challenger = result.challengers.get(target)

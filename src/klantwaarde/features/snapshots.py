@@ -231,7 +231,8 @@ def _interactions(history: History, snaps: ir.Table, forward: int) -> ir.Table |
          "contacts_12": _sum(j.n_contacts, recent),
          "contacts_3": _sum(j.n_contacts, recent & (age < 3))}
     if forward:
-        m |= {"visits_next": _sum(j.n_visits, age < 0), "calls_next": _sum(j.n_calls, age < 0)}
+        m |= {"visits_next": _sum(j.n_visits, age < 0), "calls_next": _sum(j.n_calls, age < 0),
+              "contacts_first": _sum(j.n_visits + j.n_calls, age == -1)}
     return j.group_by(["customer_id", "snap"]).aggregate(**m)
 
 
@@ -370,7 +371,9 @@ def _adoptions(history: History, cfg: Config, snaps: ir.Table) -> ir.Table:
 
 
 def _label_values(t: ir.Table, history: History, cfg: Config) -> dict[str, ir.Value]:
-    """Churn, future net margin, upgrade and the adoption of each category over the horizon."""
+    """Churn, future net margin, upgrade and the adoption of each category over the horizon;
+    with interactions, the treatment of the response model: a visit or call in the first month
+    after as_of."""
     lab = cfg.labels
     before, after = t.revenue_prev, t.revenue_next
     ordered = t.lines_next > 0
@@ -384,6 +387,8 @@ def _label_values(t: ir.Table, history: History, cfg: Config) -> dict[str, ir.Va
         "label_future_net_margin": _margins(t, history, cfg, lab.horizon_months,
                                             "next")["net_margin"],
         "label_future_revenue": after}
+    if "contacts_first" in t.columns:
+        labels["label_contacted"] = t.contacts_first > 0
     if not history.categories:
         return labels | {"label_upgrade": growth}
     adopted = t.adopted.fill_null(0)

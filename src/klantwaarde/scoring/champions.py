@@ -1,5 +1,6 @@
 """The champion model of each target, resolved once per scoring run and checked against the
-features it is about to read."""
+features it is about to read. Churn, margin and upgrade need one; the response model is
+optional (a source without interactions has none)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from klantwaarde.training.candidates import TargetName
 from klantwaarde.training.model import CustomerModel
 
 TARGETS: tuple[TargetName, ...] = ("churn", "margin", "upgrade")
+OPTIONAL: tuple[TargetName, ...] = ("response",)
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,9 @@ class Champion:
 def load_champions() -> dict[TargetName, Champion]:
     """Each target's champion, loaded by version number: the alias is read once, so a promote
     during the run cannot mix two versions. Without a champion: an input error that says how to
-    get one."""
-    versions = {t: registry.alias_version(t, registry.CHAMPION) for t in TARGETS}
-    missing = [t for t, v in versions.items() if v is None]
+    get one. An optional target without a champion is left out."""
+    versions = {t: registry.alias_version(t, registry.CHAMPION) for t in TARGETS + OPTIONAL}
+    missing = [t for t, v in versions.items() if v is None and t in TARGETS]
     if missing:
         names = ", ".join(registry.NAMES[t] for t in missing)
         raise InputError(
@@ -40,7 +42,8 @@ def load_champions() -> dict[TargetName, Champion]:
             f"{', '.join(missing)}), or set MLFLOW_TRACKING_URI to the registry that has them.")
     found = {}
     for target, version in versions.items():
-        assert version is not None
+        if version is None:
+            continue
         loaded = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
         schema = loaded.metadata.get_input_schema()
         inputs = {c.name: getattr(c.type, "name", str(c.type))

@@ -1,5 +1,6 @@
 """``klantwaarde score``: every active customer at as_of scored by the champion models, with
-reasons, next-best categories, margin at risk and its profitability segment; one month of the
+reasons, next-best categories, margin at risk, the effect of a contact (with a response
+champion) and its profitability segment; one month of the
 scores table, and one MLflow run in the scoring experiment."""
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
              f"{champion.version.version} ({champion.model.candidate})")
         predictions[target] = champion.model.predict(None, frame)
         columns[f"{target}_version"] = [champion.version.version] * len(frame)
-        columns[f"{target}_reasons"] = _reasons(target, champion, frame, declared, cfg, notices)
+        if target != "response":  # its effect has no reasons column
+            columns[f"{target}_reasons"] = _reasons(target, champion, frame, declared, cfg,
+                                                    notices)
     churn = predictions["churn"].churn_probability.to_numpy()
     margin = predictions["margin"].future_net_margin.to_numpy()
     columns |= {"churn_probability": churn, "future_net_margin": margin,
@@ -86,6 +89,7 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
                 "upgrade_probability": predictions["upgrade"].upgrade_probability.to_numpy()}
     columns |= _next_best(predictions["upgrade"], frame, spend, cfg.models.next_best_k)
     columns["upgrade_reasons"] = _cross_sell_reasons(columns, frame, cfg)
+    columns |= _contact_effect(predictions.get("response"), len(frame), notices)
     step("segmenting by profitability")
     scores = pd.DataFrame(columns).merge(_segments(source, as_of, cfg), on="customer_id",
                                          how="left")
@@ -166,6 +170,17 @@ def _next_best(upgrade: pd.DataFrame, frame: pd.DataFrame, spend: dict[str, floa
             "expected_uplift": uplift}
 
 
+def _contact_effect(response: pd.DataFrame | None, rows: int, notices: list[str]
+                    ) -> dict[str, object]:
+    """The response champion's effect of a contact; null, with a notice, without one."""
+    if response is not None:
+        return {"contact_effect": response.contact_effect.to_numpy(float)}
+    notices.append(f"{registry.NAMES['response']} has no champion, so the scores have no "
+                   "contact_effect (train on a source with an interactions table, then "
+                   "klantwaarde promote --target response)")
+    return {"contact_effect": np.full(rows, np.nan), "response_version": [None] * rows}
+
+
 def _segments(source: Source, as_of: dt.date, cfg: Config) -> pd.DataFrame:
     with one_thread(source):
         customers = build_report(source, as_of, cfg).customers
@@ -184,7 +199,7 @@ def _drift(champions: dict[str, Champion], frame: pd.DataFrame) -> dict[str, flo
 def _summary(scores: pd.DataFrame) -> dict[str, float]:
     out: dict[str, float] = {"customers": float(len(scores))}
     for column in ("churn_probability", "future_net_margin", "upgrade_probability",
-                   "margin_at_risk", "expected_uplift"):
+                   "margin_at_risk", "expected_uplift", "contact_effect"):
         values = scores[column].astype(float)
         out |= {f"{column}_mean": float(values.mean()),
                 **{f"{column}_p{q}": float(values.quantile(q / 100)) for q in (10, 50, 90)}}

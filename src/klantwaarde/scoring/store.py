@@ -37,12 +37,16 @@ SCHEMA = pa.schema([
     ("churn_version", pa.int64()),
     ("margin_version", pa.int64()),
     ("upgrade_version", pa.int64()),
+    ("response_version", pa.int64()),  # null without a response champion
     ("churn_probability", pa.float64()),
     ("future_net_margin", pa.float64()),  # over the label horizon
     ("margin_at_risk", pa.float64()),  # churn probability x the positive part of the margin
     ("upgrade_probability", pa.float64()),
     ("next_best_categories", TEXTS),  # not owned yet, most likely adopted first
     ("expected_uplift", pa.float64()),  # EUR over the horizon from the next-best categories
+    # the reduction in churn probability over the horizon from a visit or call in the next
+    # month (the response model); null where it gives no estimate, or without its champion
+    ("contact_effect", pa.float64()),
     ("revenue", pa.float64()),  # over the profitability window up to as_of
     ("net_margin", pa.float64()),
     ("tier", pa.string()),  # the customer pyramid
@@ -57,12 +61,9 @@ SCHEMA = pa.schema([
     ("in_sample", pa.bool_()),  # a champion was trained on data after as_of
     ("days_since_last_order", pa.int64()),  # at as_of: who is gone (the win-back sheet)
 ])
-_TYPES = dict(zip(SCHEMA.names, (
-    "DATE", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE",
-    "DOUBLE", "VARCHAR[]", "DOUBLE", "DOUBLE", "DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR",
-    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BOOLEAN",
-    "BIGINT"),
-    strict=True))
+_DUCKDB = {pa.date32(): "DATE", pa.string(): "VARCHAR", pa.int64(): "BIGINT",
+           pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", TEXTS: "VARCHAR[]"}
+_TYPES = {field.name: _DUCKDB[field.type] for field in SCHEMA}
 # DuckDB's error when another process holds the file
 _LOCK = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 Step = Callable[[str], None]

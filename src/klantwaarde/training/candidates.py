@@ -4,7 +4,9 @@ Every candidate is a scikit-learn pipeline that starts with ``FeatureMatrix``. T
 
 - churn: a classifier of ``label_churn``;
 - margin: a regressor of ``label_future_net_margin``;
-- upgrade: a multi-label classifier of ``label_upgrade`` and every ``label_adopt__<category>``.
+- upgrade: a multi-label classifier of ``label_upgrade`` and every ``label_adopt__<category>``;
+- response: the effect of a contact on ``label_churn`` (``training.response``: its candidates
+  are meta-learners, not these three).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from klantwaarde.config import ModelsConfig
 from klantwaarde.training.matrix import FeatureMatrix
+from klantwaarde.training.response import ResponseModel
 
-TargetName = Literal["churn", "margin", "upgrade"]
-TARGETS: tuple[TargetName, ...] = ("churn", "margin", "upgrade")
+TargetName = Literal["churn", "margin", "upgrade", "response"]
+TARGETS: tuple[TargetName, ...] = ("churn", "margin", "upgrade", "response")
 CANDIDATES = ("baseline", "tree", "xgboost")
 
 
@@ -39,15 +42,18 @@ CANDIDATES = ("baseline", "tree", "xgboost")
 class Fitted:
     """A fitted candidate, the parameters it was chosen with and its readable rules, if any."""
 
-    pipeline: Pipeline
+    pipeline: Pipeline | ResponseModel
     params: dict[str, float | int | str]
     rules: str | None = None
 
 
-def predict(target: TargetName, pipeline: Pipeline, X: pd.DataFrame,  # noqa: N803
-            labels: int = 1) -> np.ndarray:
+def predict(target: TargetName, pipeline: Pipeline | ResponseModel,
+            X: pd.DataFrame, labels: int = 1) -> np.ndarray:  # noqa: N803
     """Churn: the probability; margin: the prediction; upgrade: one probability per label, as
-    a (rows, labels) array. A single label is fitted as a plain binary classifier."""
+    a (rows, labels) array (a single label is fitted as a plain binary classifier); response:
+    the reduction in churn probability from a contact (NaN outside the overlap)."""
+    if isinstance(pipeline, ResponseModel):
+        return pipeline.effect(X)
     if target == "margin":
         return np.asarray(pipeline.predict(X), dtype=float)
     proba = pipeline.predict_proba(X)

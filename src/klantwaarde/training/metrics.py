@@ -168,3 +168,77 @@ def _deciles(values: np.ndarray, bins: int) -> np.ndarray:
     """1 .. bins by rank (ties split by position), the highest values in the last bin."""
     ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable")
     return ranks * bins // max(len(values), 1) + 1
+
+
+def qini_curve(retained: np.ndarray, treated: np.ndarray, effect: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The Qini curve of a ranking by predicted ``effect`` (highest first): at each cut (after
+    a group of tied scores) the customers targeted so far and the extra retained among them,
+    R_T - R_C * N_T / N_C (Radcliffe, 2007). Starts at (0, 0)."""
+    retained = np.asarray(retained, float)
+    treated = np.asarray(treated, bool)
+    effect = np.asarray(effect, float)
+    order = np.argsort(-effect, kind="stable")
+    r, t, s = retained[order], treated[order], effect[order]
+    cuts = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the last row of each tied group
+    n_t, n_c = np.cumsum(t)[cuts], np.cumsum(~t)[cuts]
+    r_t, r_c = np.cumsum(r * t)[cuts], np.cumsum(r * ~t)[cuts]
+    gain = r_t - np.divide(r_c * n_t, n_c, out=np.zeros(len(cuts)), where=n_c > 0)
+    return np.r_[0, cuts + 1].astype(float), np.r_[0.0, gain]
+
+
+def qini_coefficient(retained: np.ndarray, treated: np.ndarray, effect: np.ndarray) -> float:
+    """The area between the Qini curve and the random line (the straight line to the same end),
+    over that of the perfect ranking (treated who stayed first, untreated who stayed last), as
+    scikit-uplift's ``qini_auc_score``: 1 is the best ranking the outcomes allow, 0 is random,
+    negative ranks the wrong way. NaN without treated and untreated customers."""
+    retained = np.asarray(retained, float)
+    treated = np.asarray(treated, bool)
+    if treated.all() or not treated.any():
+        return float("nan")
+
+    def area(score: np.ndarray) -> float:
+        x, y = qini_curve(retained, treated, score)
+        return float(np.trapezoid(y, x) - x[-1] * y[-1] / 2)  # minus the random line's
+
+    perfect = area(retained * treated - retained * ~treated)
+    return area(np.asarray(effect, float)) / perfect if perfect != 0 else float("nan")
+
+
+def uplift_at(churned: np.ndarray, treated: np.ndarray, effect: np.ndarray,
+              share: float = TOP) -> float:
+    """Among the ``share`` with the largest predicted effect: the observed churn rate of the
+    untreated minus that of the treated (positive: contacts went with less churn there)."""
+    churned = np.asarray(churned, float)
+    treated = np.asarray(treated, bool)
+    top = _top(np.asarray(effect, float), share)
+    t, c = churned[top][treated[top]], churned[top][~treated[top]]
+    return float(c.mean() - t.mean()) if len(t) and len(c) else float("nan")
+
+
+def uplift_metrics(churned: np.ndarray, treated: np.ndarray, effect: np.ndarray
+                   ) -> dict[str, float]:
+    """The Qini coefficient and uplift in the top 10% on the rows with an estimate (finite
+    ``effect``), and the share of rows without one."""
+    effect = np.asarray(effect, float)
+    known = np.isfinite(effect)
+    churned = np.asarray(churned, bool)[known]
+    treated = np.asarray(treated, bool)[known]
+    return {"qini": qini_coefficient(~churned, treated, effect[known]),
+            "uplift_top10": uplift_at(churned, treated, effect[known]),
+            "no_estimate_share": float(1 - known.mean()) if len(known) else float("nan"),
+            "treated_share": float(treated.mean()) if len(treated) else float("nan")}
+
+
+def qini_table(churned: np.ndarray, treated: np.ndarray, effect: np.ndarray,
+               points: int = 20) -> pd.DataFrame:
+    """The Qini curve at ``points`` shares of the rows with an estimate, as a share of its end
+    (for ``plots.gains_png``: random is the diagonal)."""
+    effect = np.asarray(effect, float)
+    known = np.isfinite(effect)
+    x, y = qini_curve(~np.asarray(churned, bool)[known], np.asarray(treated, bool)[known],
+                      effect[known])
+    shares = np.linspace(1 / points, 1, points)
+    at = np.interp(shares * x[-1], x, y) if len(x) > 1 else np.zeros(points)
+    end = y[-1] if len(y) and y[-1] != 0 else 1.0
+    return pd.DataFrame({"contacted_share": shares, "captured_share": at / end})

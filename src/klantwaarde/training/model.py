@@ -5,7 +5,9 @@ extra columns are ignored) and returns one row per input row:
 
 - churn: ``churn_probability``;
 - margin: ``future_net_margin`` (over the label horizon);
-- upgrade: ``upgrade_probability`` and one ``adopt__<category>`` probability per category.
+- upgrade: ``upgrade_probability`` and one ``adopt__<category>`` probability per category;
+- response: ``contact_effect``, the reduction in churn probability over the horizon that a
+  visit or call in the next month brings (NaN where the history gives no estimate).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from klantwaarde.features import FeatureSet
 from klantwaarde.training.candidates import TargetName, contributions, predict
+from klantwaarde.training.response import ResponseModel
 
 
 def model_input(fs: FeatureSet) -> pd.DataFrame:
@@ -38,6 +41,8 @@ def output_columns(target: TargetName, labels: list[str]) -> list[str]:
         return ["churn_probability"]
     if target == "margin":
         return ["future_net_margin"]
+    if target == "response":
+        return ["contact_effect"]
     return ["upgrade_probability" if label == "label_upgrade" else
             label.replace("label_adopt__", "adopt__") for label in labels]
 
@@ -46,7 +51,7 @@ class CustomerModel(mlflow.pyfunc.PythonModel):
     """One target's fitted pipeline, the features it reads (in order), its outputs, and the
     profile of its training data (``scoring.drift``)."""
 
-    def __init__(self, target: TargetName, candidate: str, pipeline: Pipeline,
+    def __init__(self, target: TargetName, candidate: str, pipeline: Pipeline | ResponseModel,
                  features: list[str], labels: list[str], profile: dict[str, dict]) -> None:
         self.target = target
         self.candidate = candidate

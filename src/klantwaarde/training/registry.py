@@ -29,7 +29,7 @@ from klantwaarde.config import ModelsConfig
 from klantwaarde.errors import InputError
 
 NAMES = {"churn": "klantwaarde-churn", "margin": "klantwaarde-margin",
-         "upgrade": "klantwaarde-upgrade"}
+         "upgrade": "klantwaarde-upgrade", "response": "klantwaarde-response"}
 CHALLENGER, CHAMPION = "challenger", "champion"
 DATABASE = "mlflow.db"
 # tags of every run klantwaarde opens: the process that opened it

@@ -1,12 +1,14 @@
-"""``klantwaarde train``: walk-forward data sets, three candidates per target, MLflow runs and the
-challenger of every registered model.
+"""``klantwaarde train``: walk-forward data sets, the candidates of every target (three each for
+churn, margin and upgrade; two meta-learners for response), MLflow runs and the challenger of
+every registered model.
 
 The snapshots are the monthly dates whose label horizon ends by ``as_of``. The newest
 ``validation_snapshots`` validate every candidate; the ones before train it, and the newest of
 those is xgboost's early-stopping set. One parent run holds the configuration and a nested run
 per candidate with its parameters, metrics, charts, rules and model. The challengers of all
 targets are registered first and get their alias together at the end: a training that fails or
-is killed moves none.
+is killed moves none. Without an interactions table, or without contacted and uncontacted
+customers in both sets, the response target is skipped with a notice.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from klantwaarde.training.candidates import (
     predict,
 )
 from klantwaarde.training.model import CustomerModel, model_input, output_columns
+from klantwaarde.training.response import LEARNERS, ResponseModel
 
 Step = Callable[[str], None]
 
@@ -123,6 +126,8 @@ def labels_of(target: TargetName, sets: Sets) -> list[str]:
         return ["label_churn"]
     if target == "margin":
         return ["label_future_net_margin"]
+    if target == "response":
+        return ["label_churn", "label_contacted"]  # the outcome, the treatment
     adopt = [c for c in sets.train.columns if c.startswith("label_adopt__")
              and sets.fit[c].any() and sets.stop[c].any()]
     return ["label_upgrade", *adopt]
@@ -153,9 +158,13 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
             if not classical:
                 notices.append(btyd.MISSING)
             for target in TARGETS:
+                if target == "response" and (gap := response_gap(sets)):
+                    notices.append(gap)
+                    step(gap)
+                    continue
                 labels = labels_of(target, sets)
                 results = [_candidate(target, name, labels, sets, cfg, profile, Path(tmp), step)
-                           for name in CANDIDATES]
+                           for name in (LEARNERS if target == "response" else CANDIDATES)]
                 found += results + ([classical[target]] if target in classical else [])
                 key = getattr(cfg.models.selection, target)
                 best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
@@ -177,6 +186,21 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     promoted = promote_winners(result)
     return replace(result, promoted=promoted, notices=notices + [
         f"{v.name}: version {v.version} promoted to champion" for v in promoted.values()])
+
+
+def response_gap(sets: Sets) -> str | None:
+    """Why the response model cannot be trained on ``sets``, or None when it can."""
+    if "label_contacted" not in sets.train.columns:
+        return ("response: skipped, the source has no interactions table (the treatment record "
+                "of visits and calls); scores get no contact_effect")
+    for part, frame in (("training", sets.train), ("validation", sets.valid)):
+        contacted = frame.label_contacted.astype(bool)
+        if not contacted.any() or contacted.all():
+            return (f"response: skipped, the {part} snapshots hold "
+                    f"{'no contacted' if not contacted.any() else 'only contacted'} customers "
+                    "(a visit or call in the month after as_of), so there is nothing to compare; "
+                    "scores get no contact_effect")
+    return None
 
 
 def promote_winners(result: TrainingResult) -> dict[str, registry.Version]:
@@ -208,6 +232,12 @@ def _log_setup(cfg: Config, sets: Sets, as_of: dt.date, tmp: Path) -> None:
 def _fit(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Config,
          step: Step) -> Fitted:
     X, y = sets.train[sets.features], _y(sets.train, target, labels)  # noqa: N806
+    if target == "response":
+        rc = cfg.models.response
+        model = ResponseModel(name, rc.min_propensity, rc.rounds, rc.max_depth,
+                              rc.learning_rate, cfg.models.seed)
+        return Fitted(model.fit(X, y[:, 1], y[:, 0]), {
+            k: v for k, v in model.get_params().items() if k != "seed"})
     if name == "baseline":
         return fit_baseline(target, X, y, cfg.labels.horizon_months)
     if name == "tree":
@@ -265,7 +295,7 @@ def _pickle_notice_dropped() -> Iterator[None]:
 
 
 _SHOWN = {"roc_auc", "pr_auc", "lift_top10", "normalized_gini", "spearman", "mae",
-          "mean_roc_auc", "emp_per_customer"}
+          "mean_roc_auc", "emp_per_customer", "qini", "uplift_top10", "no_estimate_share"}
 
 
 def evaluate(target: TargetName, labels: list[str], valid: pd.DataFrame, scores: np.ndarray,
@@ -276,6 +306,10 @@ def evaluate(target: TargetName, labels: list[str], valid: pd.DataFrame, scores:
         return (metrics.churn_metrics(y, scores, cfg.models.campaign),
                 {"calibration": metrics.calibration_table(y, scores),
                  "gains": metrics.gains_table(y, scores)})
+    if target == "response":
+        churned, contacted = y[:, 0], y[:, 1]
+        return (metrics.uplift_metrics(churned, contacted, scores),
+                {"qini": metrics.qini_table(churned, contacted, scores)})
     if target == "margin":
         revenue = valid.label_future_revenue.to_numpy(float)
         found = metrics.margin_metrics(y, scores) | {
@@ -336,7 +370,10 @@ def _btyd(source: Source, sets: Sets, cfg: Config, step: Step) -> dict[str, Cand
 def _charts(target: str, name: str, tables: dict[str, pd.DataFrame], folder: Path) -> None:
     for key, table in tables.items():
         table.to_csv(folder / f"{key}.csv", index=False)
-    plots.gains_png(tables["gains"], f"{target} / {name}: gains", folder / "gains.png")
+    if "gains" in tables:
+        plots.gains_png(tables["gains"], f"{target} / {name}: gains", folder / "gains.png")
+    if "qini" in tables:  # the share of the curve's end reached, against random
+        plots.gains_png(tables["qini"], f"{target} / {name}: Qini curve", folder / "qini.png")
     if "calibration" in tables:
         plots.calibration_png(tables["calibration"], "mean_predicted", "observed_rate",
                               f"{target} / {name}: calibration", folder / "calibration.png")
@@ -364,7 +401,7 @@ def _requirements() -> list[str]:
 
     return [f"{p}=={version(d)}" for p, d in (
         ("mlflow", "mlflow"), ("scikit-learn", "scikit-learn"), ("xgboost", "xgboost-cpu"),
-        ("pandas", "pandas"), ("numpy", "numpy"))]
+        ("pandas", "pandas"), ("numpy", "numpy"), ("econml", "econml"))]
 
 
 def _verdict(target: TargetName, best: Candidate, challenger: registry.Version,
