@@ -25,10 +25,10 @@ demo: $(STAMP) ## Create .venv, install, and run the whole product on a simulate
 	$(BIN)/klantwaarde demo
 
 test: $(STAMP) ## Create .venv, install, and run the test suite (slow suites excluded)
-	$(BIN)/python -m pytest -m "not slow" -n 2
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 test-all: $(STAMP) ## Run every test, the slow suites included
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP) ## Check the code style with ruff
 	$(BIN)/ruff check src tests benchmarks

@@ -294,7 +294,7 @@ def test_the_training_pipeline_trains_and_its_promote_step_promotes(
     assert any("no champion yet; the challenger version 1 wins" in n for n in train["notices"])
     assert any("not promoted, promotion.automatic is off" in n for n in train["notices"])
     # ... the promote step did
-    assert promote["summary"] == "champion now churn v1, margin v1, upgrade v1"
+    assert promote["summary"] == "champion now churn v1, margin v1, upgrade v1, response v1"
     mlflow.set_tracking_uri(f"sqlite:///{setup['root'] / 'models' / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     for target in ("churn", "margin", "upgrade"):
