@@ -320,8 +320,8 @@ def test_at_risk_ranks_by_expected_saved_margin(tmp_path: Path) -> None:
     cfg = _config(tmp_path, "capacity: {default: 10}\ncontrol_share: 0\n")
     at_risk = build_lists(scores, AS_OF, cfg).tables["at risk"]
     costs, horizon = cfg.costs, cfg.labels.horizon_months
-    saved = (scores.contact_effect * scores.future_net_margin.clip(lower=0) * 12 / horizon
-             - costs.per_call)
+    effect = scores.contact_effect.clip(upper=scores.churn_probability)  # at most the risk
+    saved = effect * scores.future_net_margin.clip(lower=0) * 12 / horizon - costs.per_call
     eligible = scores[(saved > 0) & (scores.days_since_last_order <= 120)
                       & (scores.category != LOSS)].assign(saved=saved)
     for manager, mine in at_risk.groupby("account_manager"):

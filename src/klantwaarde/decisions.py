@@ -4,7 +4,8 @@ A pure function of one month's scores (one row per customer, the scores table's 
 ``lists.yaml``:
 
 - **at risk**: customers worth a retention contact, ranked by the expected saved margin (the
-  ``contact_effect`` of the response model x the predicted net margin of the coming 12 months
+  ``contact_effect`` of the response model, at most the churn probability, x the predicted net
+  margin of the coming 12 months
   - the cost of the contact; only positive values), or, where no response model scored the
   month, by margin at risk among customers with a churn probability of at least
   ``at_risk_min_probability``. Never loss accounts, never customers already gone.
@@ -60,12 +61,14 @@ def held_out_draw(as_of: dt.date, customers: pd.Series, seed: int) -> np.ndarray
 def expected_saved_margin(scores: pd.DataFrame, costs: CostsConfig, horizon_months: int,
                           contact: str) -> pd.Series:
     """The contact's effect x the predicted net margin of the coming 12 months - its cost;
-    null where there is no effect estimate."""
+    null where there is no effect estimate. A contact cannot prevent more churn than the churn
+    model predicts: the effect counts up to the churn probability."""
     effect = scores["contact_effect"] if "contact_effect" in scores else pd.Series(
         np.nan, index=scores.index)
+    effect = effect.astype(float).clip(upper=scores.churn_probability.astype(float))
     yearly = scores.future_net_margin.clip(lower=0) * (12 / horizon_months)
     cost = costs.per_visit if contact == "visit" else costs.per_call
-    return effect.astype(float) * yearly - cost
+    return effect * yearly - cost
 
 
 def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsConfig,
