@@ -49,6 +49,11 @@ def capacities(managers: pd.Series, cfg: ListsConfig) -> pd.Series:
     return managers.map(cfg.capacity.managers).fillna(cfg.capacity.default).astype(int)
 
 
+def contact_cost(costs: CostsConfig, contact: str) -> float:
+    """What one contact of the kind ``lists.contact`` costs (costs.yaml)."""
+    return costs.per_visit if contact == "visit" else costs.per_call
+
+
 def held_out_draw(as_of: dt.date, customers: pd.Series, seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per customer, from (as_of, customer, seed) alone."""
     def draw(customer: str) -> float:
@@ -67,14 +72,13 @@ def expected_saved_margin(scores: pd.DataFrame, costs: CostsConfig, horizon_mont
         np.nan, index=scores.index)
     effect = effect.astype(float).clip(upper=scores.churn_probability.astype(float))
     yearly = scores.future_net_margin.clip(lower=0) * (12 / horizon_months)
-    cost = costs.per_visit if contact == "visit" else costs.per_call
-    return effect * yearly - cost
+    return effect * yearly - contact_cost(costs, contact)
 
 
 def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsConfig,
            horizon_months: int) -> pd.DataFrame:
     """Per customer (the index of ``scores``): ``retention`` (at risk, held out, win-back or
-    none), ``expected_saved_margin``, ``cross_sell`` and the ranking value of each sheet."""
+    none), ``expected_saved_margin``, ``cross_sell`` and the manager's ``capacity``."""
     managers = scores.account_manager
     capacity = capacities(managers, cfg)
     gone = scores.days_since_last_order.astype(float) > cfg.win_back_after_days
@@ -103,7 +107,7 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
     cross = pd.Series(False, index=scores.index)
     cross[_top(scores[offer], uplift[offer], capacity)] = True
     return pd.DataFrame({"retention": retention, "expected_saved_margin": saved,
-                         "cross_sell": cross}, index=scores.index)
+                         "cross_sell": cross, "capacity": capacity}, index=scores.index)
 
 
 def _ranking(rows: pd.DataFrame, value: pd.Series) -> pd.Index:

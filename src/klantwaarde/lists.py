@@ -33,7 +33,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from klantwaarde.config import Config
-from klantwaarde.decisions import AT_RISK, HELD_OUT, LOSS_ACCOUNT, WIN_BACK, capacities, decide
+from klantwaarde.decisions import AT_RISK, HELD_OUT, LOSS_ACCOUNT, WIN_BACK, decide
 from klantwaarde.staging import staged_folder
 
 CROSS_SELL, LOSS_ACCOUNTS = "cross-sell", "loss accounts"
@@ -85,8 +85,7 @@ def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
     scores = scores.assign(account_manager=managers_of(scores.account_manager, lc.unassigned))
     scores = scores.join(decide(scores, as_of, lc, cfg.costs, cfg.labels.horizon_months))
     names = sorted(set(scores.account_manager), key=lambda m: (m.casefold(), m))
-    capacity = dict(zip(scores.account_manager,
-                        capacities(scores.account_manager, lc).astype(int), strict=True))
+    capacity = dict(zip(scores.account_manager, scores.capacity.astype(int), strict=True))
     losses = loss_accounts(scores[scores.category == LOSS_ACCOUNT])
     tables = {AT_RISK: at_risk(scores[scores.retention == AT_RISK]),
               WIN_BACK: win_back(scores[scores.retention == WIN_BACK], as_of),

@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import roc_auc_score
 
 from klantwaarde.config import Config
+from klantwaarde.decisions import contact_cost
 from klantwaarde.errors import InputError
 from klantwaarde.features import training_set
 from klantwaarde.lists import AT_RISK, CROSS_SELL, build_lists
@@ -154,9 +155,9 @@ def _metrics(joined: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.date, cfg
     out["retention_goal"] = cfg.scoring.retention_goal
     lists = build_lists(scores, scored_at, cfg)
     out |= _list_effect("at_risk", joined, lists.tables[AT_RISK].customer_id, joined.label_churn)
-    cost = cfg.costs.per_visit if cfg.lists.contact == "visit" else cfg.costs.per_call
     out |= control_effect(joined, lists.tables[AT_RISK], lists.held_out.customer_id,
-                          12 / cfg.labels.horizon_months, cost)
+                          12 / cfg.labels.horizon_months,
+                          contact_cost(cfg.costs, cfg.lists.contact))
     adopted = _adopted_next_best(joined)
     offered = joined.next_best_categories.map(len) > 0
     out |= _list_effect("cross_sell", joined[offered], lists.tables[CROSS_SELL].customer_id,
