@@ -20,6 +20,7 @@ from conftest import snapshot
 from holder import holding
 from klantwaarde import cli
 from klantwaarde.config import Config, load_config
+from klantwaarde.decisions import decide
 from klantwaarde.errors import ConfigError, InputError
 from klantwaarde.lists import SHEETS, build_lists, csv_name, file_stems, write_lists
 from klantwaarde.scoring.evaluate import control_effect
@@ -45,7 +46,8 @@ CUSTOMERS = [
     ("c12", "Anna", 0.30, 50.0, None, "small account", 150.0),
 ]
 AT_RISK = ["c02", "c01", "c09", "c10", "c05", "c07"]  # c12 is Anna's third: capped at 2
-CROSS_SELL = ["c02", "c10", "c01", "c05", "c07", "c11"]
+# one contact per customer, retention first without a response model: only CON has room left
+CROSS_SELL = ["c11"]
 LOSS_ACCOUNTS = ["c08", "c03", "c06"]
 MANAGERS = {"Anna", "../../x", "A/B: C*", "unassigned", "Jan de Vries", "Jan/de/Vries", "CON"}
 
@@ -59,7 +61,7 @@ def _row(customer: str, manager: str | None, churn: float, at_risk: float,
         "churn_probability": churn, "future_net_margin": at_risk / churn,
         "margin_at_risk": at_risk, "upgrade_probability": 0.5 if uplift else 0.05,
         "next_best_categories": ["tools", "safety"] if uplift else [],
-        "expected_uplift": uplift, "revenue": abs(net_margin) * 4, "net_margin": net_margin,
+        "expected_uplift": uplift, "adoption_margin": uplift, "revenue": abs(net_margin) * 4, "net_margin": net_margin,
         "tier": "A" if net_margin > 20000 else "C", "category": category,
         "cell": "no, no, no" if loss else "yes, yes, no", "policy": "let go" if loss else "keep",
         "loss_driver": "small_orders" if loss else None,
@@ -172,8 +174,8 @@ def test_each_manager_gets_own_files_inside_the_folder(config: Path, tmp_path: P
     assert {r["manager"] for r in index} == MANAGERS
     counts = {r["manager"]: tuple(int(r[k]) for k in ("at_risk", "win_back", "cross_sell",
                                                        "loss_accounts")) for r in index}
-    assert counts["Anna"] == (2, 0, 2, 1)
-    assert counts["unassigned"] == (1, 0, 1, 1)
+    assert counts["Anna"] == (2, 0, 0, 1)
+    assert counts["unassigned"] == (1, 0, 0, 1)
     assert counts["CON"] == (0, 0, 1, 0)
     assert {r["capacity"] for r in index} == {"2"}
     customers = {m or "unassigned": set() for _, m, *_ in CUSTOMERS}
@@ -285,6 +287,7 @@ def _base(n: int, managers: int = 3) -> pd.DataFrame:
     rows["category"] = np.where(rows.net_margin < 0, LOSS, "small account")
     rows["days_since_last_order"] = np.where(np.arange(n) % 5 == 0, 200, 20)
     rows["contact_effect"] = rng.uniform(-0.01, 0.2, n)
+    rows["adoption_margin"] = rng.uniform(0, 4000, n)
     return rows
 
 
@@ -304,7 +307,12 @@ def test_sheets_stay_within_each_managers_capacity(tmp_path: Path) -> None:
         per_manager = table.account_manager.value_counts()
         for manager, rows in per_manager.items():
             assert rows <= lists.capacity[manager], (name, manager)
-        assert per_manager.get("M0", 0) == 7, name  # enough candidates to fill it
+    # retention and cross-sell share the contacts: enough candidates to fill M0's
+    contacted = pd.concat([lists.tables["at risk"], lists.tables["cross-sell"]])
+    assert contacted.account_manager.value_counts().to_dict() == {"M0": 7, "M1": 3}
+    assert contacted.customer_id.is_unique  # one contact per customer
+    assert (lists.tables["win-back"].account_manager.value_counts()["M0"]
+            == (lists.tables["loss accounts"].account_manager == "M0").sum() == 7)
     # no one both at risk and gone, held-out customers on no sheet
     at_risk, back = set(lists.tables["at risk"].customer_id), set(
         lists.tables["win-back"].customer_id)
@@ -315,25 +323,53 @@ def test_sheets_stay_within_each_managers_capacity(tmp_path: Path) -> None:
     assert not set(lists.held_out.customer_id) & on_sheets
 
 
-def test_at_risk_ranks_by_expected_saved_margin(tmp_path: Path) -> None:
+def test_contacts_go_where_they_are_worth_most(tmp_path: Path) -> None:
     scores = _base(300)
     cfg = _config(tmp_path, "capacity: {default: 10}\ncontrol_share: 0\n")
-    at_risk = build_lists(scores, AS_OF, cfg).tables["at risk"]
+    lists = build_lists(scores, AS_OF, cfg)
     costs, horizon = cfg.costs, cfg.labels.horizon_months
     effect = scores.contact_effect.clip(upper=scores.churn_probability)  # at most the risk
     saved = effect * scores.future_net_margin.clip(lower=0) * 12 / horizon - costs.per_call
-    eligible = scores[(saved > 0) & (scores.days_since_last_order <= 120)
-                      & (scores.category != LOSS)].assign(saved=saved)
-    for manager, mine in at_risk.groupby("account_manager"):
-        best = eligible[eligible.account_manager == manager].nlargest(10, "saved")
-        assert list(mine.customer_id) == list(best.customer_id)
-        assert np.allclose(mine.expected_saved_margin, best.saved)
-    assert (at_risk.expected_saved_margin > 0).all()
-    # without a response model, margin at risk among the likely churners, as before
+    cross = scores.adoption_margin - costs.per_call
+    here = scores.days_since_last_order <= 120
+    worth = pd.concat([saved.where(here & (saved > 0) & (scores.category != LOSS)),
+                       cross.where(here & (cross > 0))], axis=1).max(axis=1)
+    expected = scores.assign(worth=worth, saved=saved, cross=cross).dropna(subset="worth")
+    at_risk, offers = lists.tables["at risk"], lists.tables["cross-sell"]
+    for manager, mine in expected.groupby("account_manager"):
+        best = mine.nlargest(10, "worth")
+        retain = best[best.saved >= best.cross]
+        assert set(at_risk.customer_id[at_risk.account_manager == manager]) == set(
+            retain.customer_id)
+        assert set(offers.customer_id[offers.account_manager == manager]) == set(
+            best.customer_id) - set(retain.customer_id)
+    assert (at_risk.expected_saved_margin > 0).all() and (offers.cross_sell_margin > 0).all()
+    assert len(offers) > 0 and len(at_risk) > 0  # both compete here
+    mine = at_risk[at_risk.account_manager == "M0"]
+    assert mine.expected_saved_margin.is_monotonic_decreasing  # ranked on each sheet
+    assert np.allclose(mine.expected_saved_margin,
+                       saved[scores.customer_id.isin(mine.customer_id)].sort_values(
+                           ascending=False))
+    # without a response model, margin at risk among the likely churners, ahead of cross-sell
     fallback = build_lists(scores.drop(columns="contact_effect"), AS_OF, cfg).tables["at risk"]
     assert fallback.expected_saved_margin.isna().all()
     assert (scores.set_index("customer_id").churn_probability[fallback.customer_id]
             >= cfg.lists.at_risk_min_probability).all()
+    assert fallback.account_manager.value_counts().to_dict() == {"M0": 10, "M1": 10, "M2": 10}
+
+
+def test_a_month_keeps_the_decisions_taken_when_it_was_scored(tmp_path: Path) -> None:
+    scores = _base(300)
+    cfg = _config(tmp_path, "capacity: {default: 5}\n")
+    stored = scores.join(decide(scores, AS_OF, cfg.lists, cfg.costs, cfg.labels.horizon_months))
+    decided = build_lists(stored, AS_OF, cfg)
+    later = build_lists(stored, AS_OF, _config(tmp_path, "capacity: {default: 50}\n"))
+    assert later.capacity == decided.capacity == {"M0": 5, "M1": 5, "M2": 5}
+    for name in ("at risk", "cross-sell"):
+        assert later.tables[name].customer_id.tolist() == decided.tables[
+            name].customer_id.tolist()
+    assert later.held_out.customer_id.tolist() == decided.held_out.customer_id.tolist()
+    assert len(later.held_out) > 0
 
 
 def test_the_control_group_is_reproducible_and_about_its_share(tmp_path: Path) -> None:
@@ -343,8 +379,9 @@ def test_the_control_group_is_reproducible_and_about_its_share(tmp_path: Path) -
     again = build_lists(scores.sample(frac=1, random_state=1), AS_OF, cfg)
     assert set(first.held_out.customer_id) == set(again.held_out.customer_id)
     held, listed = len(first.held_out), len(first.tables["at risk"])
-    assert listed == 800  # the sheets are still filled to capacity
+    assert listed + len(first.tables["cross-sell"]) == 800  # still filled to capacity
     assert 0.15 < held / (held + listed) < 0.25
+    assert not set(first.held_out.customer_id) & set(first.tables["cross-sell"].customer_id)
     other = build_lists(scores, AS_OF, _config(tmp_path, "capacity: {default: 400}\n"
                                                 "control_share: 0.2\ncontrol_seed: 6\n"))
     assert set(other.held_out.customer_id) != set(first.held_out.customer_id)

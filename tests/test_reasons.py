@@ -94,6 +94,7 @@ def test_examples_in_both_languages() -> None:
     assert both("account_age_days", 38) == ("account opened 38 days ago",
                                             "account 38 dagen geleden geopend")
     assert both("payment_terms", "net30")[0] == "payment terms net30"
+    assert both("industry", "public_sector")[0] == "in public sector"
 
 
 def test_numbers_days_and_plurals() -> None:
@@ -109,14 +110,20 @@ def test_cross_sell_reasons_say_why_the_category() -> None:
                           "owns__paint": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                           "owns__tools": [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]})
     chosen = [[], [], [], ["paint", "tools"], ["paint", "tools"], [], ["tools"]]
-    assert peer_reasons(chosen, frame, "en") == [
+    every = np.ones(len(frame), bool)
+    assert peer_reasons(chosen, frame, every, "en") == [
         None, None, None, "75% of customers in wholesale buy paint; this one never has",
         None,  # no retailer bought paint: no reason from its peers
         None, "29% of customers buy tools; this one never has"]  # no industry: everyone
-    assert peer_reasons(chosen, frame, "nl")[3] == \
+    assert peer_reasons(chosen, frame, every, "nl")[3] == \
         "75% van de klanten in de branche wholesale kopen paint; deze klant nog nooit"
-    assert peer_reasons(chosen, frame.drop(columns="industry"), "nl")[3] == \
+    assert peer_reasons(chosen, frame.drop(columns="industry"), every, "nl")[3] == \
         "57% van de klanten kopen paint; deze klant nog nooit"
+    # only the rows asked for, with the shares of every row; a code is written as words
+    some = np.array([False, False, False, True, False, True, False])
+    coded = frame.assign(industry=frame.industry.replace("wholesale", "public_sector"))
+    assert peer_reasons([chosen[3], chosen[5]], coded, some, "en") == [
+        "75% of customers in public sector buy paint; this one never has", None]
 
 
 def test_a_discount_or_cost_is_never_a_reason_to_sell_more() -> None:

@@ -386,6 +386,7 @@ class ScoringConfig(Section):
     lock_wait_seconds: NonNegative
     language: Literal["en", "nl"]
     reasons: int = Field(ge=0, le=10)
+    reasons_for: Literal["listed", "all"]
     psi_warning: Positive
     retention_goal: Share
 
@@ -406,7 +407,7 @@ class ListsConfig(Section):
     control_seed: int
     win_back_after_days: int = Field(gt=0)
     at_risk_min_probability: Share
-    cross_sell_min_uplift: NonNegative
+    cross_sell_min_margin: float
     unassigned: str = Field(pattern=r"\S")
 
 

@@ -1,24 +1,26 @@
 """Decisions: who each account manager contacts this month, within what that manager can do.
 
 A pure function of one month's scores (one row per customer, the scores table's columns) and
-``lists.yaml``:
+``lists.yaml``. A manager's ``capacity`` is the contacts (visits and calls) that manager can
+make in a month; retention and cross-sell compete for it, each customer at most one contact:
 
-- **at risk**: customers worth a retention contact, ranked by the expected saved margin (the
-  ``contact_effect`` of the response model, at most the churn probability, x the predicted net
-  margin of the coming 12 months
-  - the cost of the contact; only positive values), or, where no response model scored the
-  month, by margin at risk among customers with a churn probability of at least
-  ``at_risk_min_probability``. Never loss accounts, never customers already gone.
-- **held out**: the control group. Going down each manager's at-risk ranking, a customer is held
-  out with probability ``control_share``, drawn from (as_of, customer, ``control_seed``) alone;
-  held-out customers are on no sheet, and the ranking goes on until the manager's capacity is
-  filled, so listed and held-out customers come from the same ranks.
+- **at risk**: a retention contact, worth the expected saved margin (the ``contact_effect`` of
+  the response model, at most the churn probability, x the predicted net margin of the coming
+  12 months - the cost of the contact). Never loss accounts, never customers already gone.
+  Where no response model scored the month, customers with a churn probability of at least
+  ``at_risk_min_probability`` by margin at risk, before any cross-sell.
+- **cross-sell**: an offer of the next-best categories, worth the expected adoption margin
+  (adoption probability x the 12-month margin a buyer among the customer's peers makes on the
+  category - the cost of the contact), when above ``cross_sell_min_margin``; never a customer
+  already gone.
+- A customer worth both gets the contact worth more. Each manager's customers are ranked by
+  that worth and the top ones fill the capacity.
+- **held out**: the control group. Going down each manager's ranking, a retention contact is
+  held out with probability ``control_share``, drawn from (as_of, customer, ``control_seed``)
+  alone; held-out customers are on no sheet (no contact at all) and take no capacity, so listed
+  and held-out customers come from the same ranks.
 - **win-back**: customers with no order for more than ``win_back_after_days`` that made a
-  positive net margin over the last 12 months, by that lost margin.
-- **cross-sell**: customers not gone whose expected uplift is above ``cross_sell_min_uplift``,
-  by expected uplift.
-
-Each sheet of a manager holds at most that manager's capacity (contacts a month).
+  positive net margin over the last 12 months, by that lost margin, at most the capacity.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from klantwaarde.config import CostsConfig, ListsConfig
 from klantwaarde.errors import InputError
 
 LOSS_ACCOUNT = "loss account"
+_AHEAD = 1e12  # without a response model, retention contacts come before any cross-sell
 AT_RISK, HELD_OUT, WIN_BACK = "at risk", "held out", "win-back"
+
+
+def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
+    """Account managers, with ``unassigned`` for customers without one (null or blank)."""
+    blank = column.fillna("").astype(str).str.strip().eq("")
+    return column.where(~blank, unassigned).astype(object)
 
 
 def capacities(managers: pd.Series, cfg: ListsConfig) -> pd.Series:
@@ -78,36 +87,39 @@ def expected_saved_margin(scores: pd.DataFrame, costs: CostsConfig, horizon_mont
 def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsConfig,
            horizon_months: int) -> pd.DataFrame:
     """Per customer (the index of ``scores``): ``retention`` (at risk, held out, win-back or
-    none), ``expected_saved_margin``, ``cross_sell`` and the manager's ``capacity``."""
+    none), ``cross_sell`` (on the cross-sell sheet), ``expected_saved_margin``,
+    ``cross_sell_margin`` and the manager's ``capacity``."""
     managers = scores.account_manager
     capacity = capacities(managers, cfg)
     gone = scores.days_since_last_order.astype(float) > cfg.win_back_after_days
     loss = scores.category.eq(LOSS_ACCOUNT)
     saved = expected_saved_margin(scores, costs, horizon_months, cfg.contact)
+    cross = scores.adoption_margin.astype(float) - contact_cost(costs, cfg.contact)
     if saved.notna().any():
-        value = saved
-        candidate = ~gone & ~loss & (saved > 0)
-    else:  # no response model scored the month: margin at risk, as before
-        value = scores.margin_at_risk.astype(float)
-        candidate = ~gone & ~loss & (scores.churn_probability >= cfg.at_risk_min_probability)
-    retention = pd.Series(None, index=scores.index, dtype=object)
+        keep = ~gone & ~loss & (saved > 0)
+        worth = saved.where(keep)
+    else:  # no response model scored the month: margin at risk, ahead of any cross-sell
+        keep = ~gone & ~loss & (scores.churn_probability >= cfg.at_risk_min_probability)
+        worth = scores.margin_at_risk.astype(float).where(keep) + _AHEAD
+    offer = (~gone & (cross > cfg.cross_sell_min_margin)).fillna(False)
+    retain = keep & ~(offer & (cross > worth))  # the contact worth more
+    value = worth.where(retain, cross.where(offer))
     held = pd.Series(held_out_draw(as_of, scores.customer_id, cfg.control_seed)
-                     < cfg.control_share, index=scores.index)
-    order = _ranking(scores[candidate], value[candidate])
+                     < cfg.control_share, index=scores.index) & retain
+    order = _ranking(scores[value.notna()], value[value.notna()])
     kept = ~held[order]
     # the manager still had room when this rank came up: fewer listed before it than capacity
     room = kept.groupby(managers[order]).cumsum() - kept.astype(int) < capacity[order]
-    retention[order[(room & kept).to_numpy()]] = AT_RISK
+    listed = order[(room & kept).to_numpy()]
+    retention = pd.Series(None, index=scores.index, dtype=object)
+    retention[listed.intersection(retain[retain].index)] = AT_RISK
     retention[order[(room & ~kept).to_numpy()]] = HELD_OUT
     lost = scores.net_margin.astype(float)
-    back = _top(scores[gone & (lost > 0)], lost[gone & (lost > 0)], capacity)
-    retention[back] = WIN_BACK
-    uplift = scores.expected_uplift.astype(float)
-    offer = ~gone & (uplift > cfg.cross_sell_min_uplift)
-    cross = pd.Series(False, index=scores.index)
-    cross[_top(scores[offer], uplift[offer], capacity)] = True
-    return pd.DataFrame({"retention": retention, "expected_saved_margin": saved,
-                         "cross_sell": cross, "capacity": capacity}, index=scores.index)
+    retention[_top(scores[gone & (lost > 0)], lost[gone & (lost > 0)], capacity)] = WIN_BACK
+    return pd.DataFrame({"retention": retention,
+                         "cross_sell": scores.index.isin(listed) & ~retain,
+                         "expected_saved_margin": saved, "cross_sell_margin": cross,
+                         "capacity": capacity}, index=scores.index)
 
 
 def _ranking(rows: pd.DataFrame, value: pd.Series) -> pd.Index:

@@ -33,7 +33,14 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from klantwaarde.config import Config
-from klantwaarde.decisions import AT_RISK, HELD_OUT, LOSS_ACCOUNT, WIN_BACK, decide
+from klantwaarde.decisions import (
+    AT_RISK,
+    HELD_OUT,
+    LOSS_ACCOUNT,
+    WIN_BACK,
+    decide,
+    managers_of,
+)
 from klantwaarde.staging import staged_folder
 
 CROSS_SELL, LOSS_ACCOUNTS = "cross-sell", "loss accounts"
@@ -42,7 +49,7 @@ OVERALL = "all_managers"
 INDEX = "index.csv"
 PERCENT = frozenset({"churn_probability", "upgrade_probability"})
 EUR = frozenset({"future_net_margin", "margin_at_risk", "expected_saved_margin",
-                 "expected_uplift", "revenue", "net_margin", "lost_margin"})
+                 "expected_uplift", "cross_sell_margin", "revenue", "net_margin", "lost_margin"})
 _RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt")
                                                      for i in range(10))})
 
@@ -80,10 +87,15 @@ class ListsResult:
 
 
 def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
-    """The lists of a month's scores (one row per customer, the scores table's columns)."""
+    """The lists of a month's scores (one row per customer, the scores table's columns): the
+    decisions taken when the month was scored, or, for a month scored before klantwaarde
+    stored them, the decisions of today's ``lists.yaml``."""
     lc = cfg.lists
     scores = scores.assign(account_manager=managers_of(scores.account_manager, lc.unassigned))
-    scores = scores.join(decide(scores, as_of, lc, cfg.costs, cfg.labels.horizon_months))
+    if "capacity" not in scores or scores.capacity.isna().any():
+        decided = decide(scores, as_of, lc, cfg.costs, cfg.labels.horizon_months)
+        scores = scores.drop(columns=decided.columns, errors="ignore").join(decided)
+    scores = scores.assign(cross_sell=scores.cross_sell.fillna(False).astype(bool))
     names = sorted(set(scores.account_manager), key=lambda m: (m.casefold(), m))
     capacity = dict(zip(scores.account_manager, scores.capacity.astype(int), strict=True))
     losses = loss_accounts(scores[scores.category == LOSS_ACCOUNT])
@@ -96,12 +108,6 @@ def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
     held = scores[scores.retention == HELD_OUT][["customer_id", "account_manager"]]
     return Lists(tuple(names), {m: capacity[m] for m in names}, tables,
                  held.reset_index(drop=True))
-
-
-def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
-    """Account managers, with ``unassigned`` for customers without one (null or blank)."""
-    blank = column.fillna("").astype(str).str.strip().eq("")
-    return column.where(~blank, unassigned).astype(object)
 
 
 def at_risk(chosen: pd.DataFrame) -> pd.DataFrame:
@@ -126,12 +132,13 @@ def win_back(chosen: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
 
 
 def cross_sell(chosen: pd.DataFrame) -> pd.DataFrame:
-    """Customers to offer their next-best categories, by expected uplift."""
-    return _ranked(chosen, "expected_uplift", descending=True).assign(
+    """Customers to offer their next-best categories, by the expected adoption margin net of
+    the contact."""
+    return _ranked(chosen, "cross_sell_margin", descending=True).assign(
         next_best_categories=lambda t: _joined(t.next_best_categories, ", "),
         reasons=lambda t: _joined(t.upgrade_reasons, "; "))[
-        ["customer_id", "account_manager", "upgrade_probability", "expected_uplift",
-         "next_best_categories", "tier", "category", "reasons"]]
+        ["customer_id", "account_manager", "upgrade_probability", "next_best_categories",
+         "cross_sell_margin", "expected_uplift", "tier", "category", "reasons"]]
 
 
 def loss_accounts(chosen: pd.DataFrame) -> pd.DataFrame:

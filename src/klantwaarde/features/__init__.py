@@ -9,6 +9,7 @@ given: no wall clock, no "latest date in the data".
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -22,8 +23,8 @@ from klantwaarde.periods import anchor_of, months_before, period_of
 from klantwaarde.sources import Source
 from klantwaarde.typed import typed_events
 
-__all__ = ["BY_NAME", "FEATURES", "Feature", "FeatureSet", "check_covers", "features_at",
-           "scoring_input", "training_set"]
+__all__ = ["BY_NAME", "FEATURES", "CategoryValue", "Feature", "FeatureSet", "check_covers",
+           "features_at", "scoring_input", "training_set"]
 
 
 def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1) -> FeatureSet:
@@ -35,27 +36,47 @@ def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1)
     return build(history, cfg, [last - k for k in range(snapshots)], labels=False)
 
 
+@dataclass(frozen=True)
+class CategoryValue:
+    """What the buyers of each product category bring, from the last 12 months: ``spend``, a
+    buyer's mean revenue in it, scaled to the label horizon; ``bought``, each customer's margin
+    on each category it bought (customer_id, category, margin: revenue - discounts - cost of
+    goods)."""
+
+    spend: dict[str, float]
+    bought: pd.DataFrame
+
+    def peer_margin(self, industry: pd.Series) -> pd.DataFrame:
+        """A buyer's mean 12-month margin per category (columns) among the customers of each
+        industry (index; ``industry`` maps customer_id to it), and among all customers (index
+        ``""``, also where an industry has no buyer of the category)."""
+        bought = self.bought.assign(industry=self.bought.customer_id.map(industry).fillna(""))
+        everyone = bought.groupby("category").margin.mean().rename("")
+        peers = bought[bought.industry != ""].pivot_table(
+            index="industry", columns="category", values="margin", aggfunc="mean")
+        return pd.concat([everyone.to_frame().T, peers]).rename_axis("industry").fillna(everyone)
+
+
 def scoring_input(source: Source, as_of: dt.date, cfg: Config
-                  ) -> tuple[FeatureSet, dict[str, float]]:
-    """The features of every active customer at ``as_of``, and per product category what a
-    customer that buys it spends on it over a label horizon: its mean revenue in the category
-    over the last 12 months, scaled to the horizon (the uplift a new buyer may bring)."""
+                  ) -> tuple[FeatureSet, CategoryValue]:
+    """The features of every active customer at ``as_of``, and what the buyers of each product
+    category brought over the last 12 months (what a new buyer may bring)."""
     anchor = anchor_of(as_of)
     last = period_of(as_of, anchor)
     history = build_history(source, cfg, anchor, last)
     fs = build(history, cfg, [last], labels=False)
     if not history.categories:
-        return fs, {}
+        return fs, CategoryValue({}, pd.DataFrame(columns=["customer_id", "category", "margin"]))
     lines = history.lines
     recent = lines.filter((lines.p > last - 12) & (lines.p <= last) & (lines.category_bit_ > 0))
     per = recent.group_by(["customer_id", "category_bit_"]).aggregate(
-        revenue=recent.gross_amount.sum())
-    per = per.filter(per.revenue > 0)
-    spend = per.group_by("category_bit_").aggregate(mean=per.revenue.mean()).to_pyarrow()
-    scale = cfg.labels.horizon_months / 12
+        revenue=recent.gross_amount.sum(),
+        margin=(recent.gross_amount - recent.discount_.fill_null(0) - recent.cogs_).sum())
+    bought = per.filter(per.revenue > 0).to_pandas()
     bits = {1 << i: name for i, name in enumerate(history.categories)}
-    return fs, {bits[b]: m * scale for b, m in zip(spend["category_bit_"].to_pylist(),
-                                                   spend["mean"].to_pylist(), strict=True)}
+    bought["category"] = bought.category_bit_.map(bits)
+    spend = bought.groupby("category").revenue.mean() * (cfg.labels.horizon_months / 12)
+    return fs, CategoryValue(spend.to_dict(), bought[["customer_id", "category", "margin"]])
 
 
 def training_set(source: Source, cfg: Config, cutoff: dt.date, snapshots: int) -> FeatureSet:

@@ -67,8 +67,8 @@ class _Words(string.Formatter):
         unit, _, nouns = format_spec.partition(" ")
         x = float(value) if unit else 0.0  # type: ignore[arg-type]
         match unit:
-            case "":
-                return str(value)
+            case "":  # a code value in words: "public_sector" as "public sector"
+                return str(value).replace("_", " ")
             case "count" | "decimal":
                 shown = number(x, self.language, 0 if unit == "count" else 1)
                 return plural(shown, *nouns.split("|")) if nouns else shown

@@ -52,22 +52,24 @@ def _cost_driver(feature: Feature) -> bool:
     return feature.family == "discounts" or feature.name.startswith("cost_")
 
 
-def peer_reasons(categories: list[list[str]], frame: pd.DataFrame, language: Language
-                 ) -> list[str | None]:
-    """Per row of ``frame``, why its first next-best category: the share of the customers in
-    its industry (of all customers when it has none) that bought that category; None when
-    there is no category, or no peer bought it."""
+def peer_reasons(categories: list[list[str]], frame: pd.DataFrame, rows: np.ndarray,
+                 language: Language) -> list[str | None]:
+    """For ``rows`` (a mask of ``frame``) with their next-best ``categories``, why the first
+    one: the share of the customers in its industry (of all customers when it has none) that
+    bought that category; None when there is no category, or no peer bought it."""
     group = (frame.industry.astype(object).fillna("") if "industry" in frame
              else pd.Series("", index=frame.index))
     owned = frame[[c for c in frame.columns if c.startswith("owns__")]].astype(float)
     shares = owned.groupby(group.to_numpy()).transform("mean")
     shares.loc[group.eq("").to_numpy()] = owned.mean().to_numpy()
     out: list[str | None] = []
-    for row, (chosen, industry) in enumerate(zip(categories, group, strict=True)):
-        column = f"owns__{chosen[0]}" if chosen else None
+    for row, chosen, industry in zip(np.flatnonzero(rows), categories, group[rows],
+                                     strict=True):
+        column = f"owns__{chosen[0]}" if len(chosen) else None
         share = shares[column].iat[row] if column in shares else 0.0
         within, everyone = _PEERS[language]
         out.append((within if industry else everyone).format(
-            share=percent(share, language), industry=industry, category=chosen[0])
+            share=percent(share, language), industry=str(industry).replace("_", " "),
+            category=chosen[0])
             if share > 0 else None)
     return out

@@ -18,8 +18,9 @@ import pandas as pd
 import pyarrow as pa
 
 from klantwaarde.config import Config
+from klantwaarde.decisions import AT_RISK, decide, managers_of
 from klantwaarde.errors import InputError
-from klantwaarde.features import scoring_input
+from klantwaarde.features import CategoryValue, scoring_input
 from klantwaarde.profitability_report import build_report
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
 from klantwaarde.scoring.drift import stability
@@ -59,7 +60,7 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     in_sample = in_sample_notice is not None
     step(f"building the features at {as_of}")
     with one_thread(source):
-        fs, spend = scoring_input(source, as_of, cfg)
+        fs, value = scoring_input(source, as_of, cfg)
         frame = model_input(fs)
     if frame.empty:
         raise InputError(f"orders: no customer has an order line in the "
@@ -79,20 +80,25 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
              f"{champion.version.version} ({champion.model.candidate})")
         predictions[target] = champion.model.predict(None, frame)
         columns[f"{target}_version"] = [champion.version.version] * len(frame)
-        if target != "response":  # its effect has no reasons column
-            columns[f"{target}_reasons"] = _reasons(target, champion, frame, declared, cfg,
-                                                    notices)
     churn = predictions["churn"].churn_probability.to_numpy()
     margin = predictions["margin"].future_net_margin.to_numpy()
     columns |= {"churn_probability": churn, "future_net_margin": margin,
                 "margin_at_risk": churn * np.maximum(margin, 0),
                 "upgrade_probability": predictions["upgrade"].upgrade_probability.to_numpy()}
-    columns |= _next_best(predictions["upgrade"], frame, spend, cfg.models.next_best_k)
-    columns["upgrade_reasons"] = _cross_sell_reasons(columns, frame, cfg)
+    columns |= _next_best(predictions["upgrade"], frame, value, cfg.models.next_best_k)
     columns |= _contact_effect(predictions.get("response"), len(frame), notices)
     step("segmenting by profitability")
     scores = pd.DataFrame(columns).merge(_segments(source, as_of, cfg), on="customer_id",
                                          how="left")
+    step("choosing the lists within each manager's capacity")
+    managers = managers_of(scores.account_manager, cfg.lists.unassigned)
+    scores = scores.join(decide(scores.assign(account_manager=managers), as_of, cfg.lists,
+                                cfg.costs, cfg.labels.horizon_months))
+    for target, rows in _explained(scores, cfg).items():
+        step(f"{target}: reasons for {rows.sum():,} customers")
+        scores[f"{target}_reasons"] = _reasons(target, champions[target], frame, rows,
+                                               scores.next_best_categories, declared, cfg,
+                                               notices)
     drift = _drift(champions, frame)
     drifted = sorted(n for n, v in drift.items() if v > cfg.scoring.psi_warning)
     step(f"writing {len(scores):,} scores at {as_of} to {cfg.scoring.store}")
@@ -123,51 +129,75 @@ def _in_sample_notice(champions: dict[str, Champion], as_of: dt.date) -> str | N
             "for out-of-time results.")
 
 
-def _reasons(target: str, champion: Champion, frame: pd.DataFrame, declared: dict,
-             cfg: Config, notices: list[str]) -> list[list[str]]:
-    if cfg.scoring.reasons == 0:  # no TreeSHAP at all: the cost of explaining a large base
-        return [[] for _ in range(len(frame))]
-    found = champion.model.contributions(frame)
+def _explained(scores: pd.DataFrame, cfg: Config) -> dict[str, np.ndarray]:
+    """Per model, the rows whose reasons are computed: with ``reasons_for: listed``, the churn
+    model explains the at-risk sheets and the upgrade model the cross-sell sheets."""
+    if cfg.scoring.reasons_for == "all":
+        every = np.ones(len(scores), bool)
+        return {"churn": every, "margin": every, "upgrade": every}
+    return {"churn": (scores.retention == AT_RISK).to_numpy(),
+            "margin": np.zeros(len(scores), bool),
+            "upgrade": scores.cross_sell.to_numpy(bool)}
+
+
+def _reasons(target: str, champion: Champion, frame: pd.DataFrame, rows: np.ndarray,
+             categories: pd.Series, declared: dict, cfg: Config, notices: list[str]
+             ) -> list[list[str]]:
+    """Up to ``scoring.reasons`` reasons for each of ``rows`` (a mask of ``frame``), none for
+    the other rows. The upgrade reasons are led by why the first next-best category: its share
+    among the customer's peers."""
+    out: list[list[str]] = [[] for _ in range(len(frame))]
+    if cfg.scoring.reasons == 0 or not rows.any():  # no TreeSHAP at all
+        return out
+    chosen = frame[rows]
+    found = champion.model.contributions(chosen)
     if found is None:
         notices.append(f"{champion.version.name} version {champion.version.version} is a "
                        f"{champion.model.candidate}; reasons come from xgboost champions only, "
                        f"so its scores have none from the model.")
-        return [[] for _ in range(len(frame))]
-    values, names = found
-    return top_reasons(target, values, names, frame, declared, cfg.scoring.reasons,
-                       cfg.scoring.language)
+        texts: list[list[str]] = [[] for _ in range(len(chosen))]
+    else:
+        values, names = found
+        texts = top_reasons(target, values, names, chosen, declared, cfg.scoring.reasons,
+                            cfg.scoring.language)
+    if target == "upgrade":
+        peers = peer_reasons(list(categories[rows]), frame, rows, cfg.scoring.language)
+        texts = [[peer, *model[:cfg.scoring.reasons - 1]] if peer else model
+                 for peer, model in zip(peers, texts, strict=True)]
+    for position, text in zip(np.flatnonzero(rows), texts, strict=True):
+        out[position] = text
+    return out
 
 
-def _cross_sell_reasons(columns: dict, frame: pd.DataFrame, cfg: Config) -> list[list[str]]:
-    """The upgrade reasons led by why the first next-best category: its share among peers."""
-    k = cfg.scoring.reasons
-    if k == 0:
-        return columns["upgrade_reasons"]
-    peers = peer_reasons(columns["next_best_categories"], frame, cfg.scoring.language)
-    return [[peer, *model[:k - 1]] if peer else model
-            for peer, model in zip(peers, columns["upgrade_reasons"], strict=True)]
-
-
-def _next_best(upgrade: pd.DataFrame, frame: pd.DataFrame, spend: dict[str, float], k: int
+def _next_best(upgrade: pd.DataFrame, frame: pd.DataFrame, value: CategoryValue, k: int
                ) -> dict[str, object]:
-    """The k categories a customer does not own yet that it is most likely to adopt, and the
-    expected uplift: adoption probability times what a buyer of the category spends on it."""
+    """The k categories a customer does not own yet that it is most likely to adopt; the
+    expected uplift, adoption probability x what a buyer of the category spends on it over the
+    horizon; and the expected adoption margin, adoption probability x the margin a buyer among
+    the customer's peers (its industry) makes on it in 12 months."""
     categories = [c.removeprefix("adopt__") for c in upgrade.columns if c.startswith("adopt__")]
     if not categories:
         return {"next_best_categories": [[] for _ in range(len(frame))],
-                "expected_uplift": np.full(len(frame), np.nan)}
+                "expected_uplift": np.full(len(frame), np.nan),
+                "adoption_margin": np.full(len(frame), np.nan)}
     p = upgrade[[f"adopt__{c}" for c in categories]].to_numpy(float)
     owned = np.column_stack([frame[f"owns__{c}"].to_numpy(float) > 0 if f"owns__{c}" in frame
                              else np.zeros(len(frame), bool) for c in categories])
     p = np.where(owned, -np.inf, p)
     best = np.argsort(-p, axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(p, best, axis=1)
-    value = np.array([spend.get(c, 0.0) for c in categories])
-    uplift = np.where(chosen > -np.inf, chosen * value[best], 0.0).sum(axis=1)
+    offered = chosen > -np.inf
+    spend = np.array([value.spend.get(c, 0.0) for c in categories])
+    industry = (frame.industry.astype(object).fillna("").astype(str) if "industry" in frame
+                else pd.Series("", index=frame.index))
+    peers = value.peer_margin(pd.Series(industry.to_numpy(), index=frame.customer_id.astype(str)))
+    margin = peers.reindex(index=industry.where(industry.isin(peers.index), ""),
+                           columns=categories).fillna(0.0).to_numpy(float)
     names = np.array(categories, dtype=object)[best]
-    return {"next_best_categories": [list(n[c > -np.inf]) for n, c in zip(names, chosen,
-                                                                          strict=True)],
-            "expected_uplift": uplift}
+    return {"next_best_categories": [list(n[c]) for n, c in zip(names, offered, strict=True)],
+            "expected_uplift": np.where(offered, chosen * spend[best], 0.0).sum(axis=1),
+            "adoption_margin": np.where(
+                offered, chosen * np.take_along_axis(margin, best, axis=1), 0.0).sum(axis=1)}
 
 
 def _contact_effect(response: pd.DataFrame | None, rows: int, notices: list[str]

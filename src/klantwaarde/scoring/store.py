@@ -44,6 +44,8 @@ SCHEMA = pa.schema([
     ("upgrade_probability", pa.float64()),
     ("next_best_categories", TEXTS),  # not owned yet, most likely adopted first
     ("expected_uplift", pa.float64()),  # EUR over the horizon from the next-best categories
+    # adoption probability x a peer buyer's 12-month margin, over the next-best categories
+    ("adoption_margin", pa.float64()),
     # the reduction in churn probability over the horizon from a visit or call in the next
     # month (the response model); null where it gives no estimate, or without its champion
     ("contact_effect", pa.float64()),
@@ -60,6 +62,12 @@ SCHEMA = pa.schema([
     ("upgrade_reasons", TEXTS),
     ("in_sample", pa.bool_()),  # a champion was trained on data after as_of
     ("days_since_last_order", pa.int64()),  # at as_of: who is gone (the win-back sheet)
+    # the decisions (klantwaarde.decisions), taken when the month is scored
+    ("expected_saved_margin", pa.float64()),  # of a retention contact, net of its cost
+    ("cross_sell_margin", pa.float64()),  # adoption_margin net of the contact's cost
+    ("retention", pa.string()),  # at risk, held out (the control group), win-back or null
+    ("cross_sell", pa.bool_()),  # on the cross-sell sheet
+    ("capacity", pa.int64()),  # the account manager's contacts a month
 ])
 _DUCKDB = {pa.date32(): "DATE", pa.string(): "VARCHAR", pa.int64(): "BIGINT",
            pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", TEXTS: "VARCHAR[]"}
