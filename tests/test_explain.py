@@ -18,6 +18,7 @@ from conftest import run_cli, simulated_base
 from klantwaarde.cli import app
 from klantwaarde.config import load_config
 from klantwaarde.decisions import contact_cost
+from klantwaarde.lists import build_lists
 from klantwaarde.scoring.store import read_scores
 
 AS_OF = "2025-06-30"
@@ -98,6 +99,14 @@ def test_json_gives_the_scores_reasons_and_history_of_the_month(setup) -> None:
     saved = (min(row.contact_effect, row.churn_probability) * yearly
              - contact_cost(cfg.costs, cfg.lists.contact))
     assert scores["expected_saved_margin"] == pytest.approx(saved)
+    # the month's decisions, as the lists make them
+    lists = build_lists(read_scores(setup["parquet"], dt.date.fromisoformat(AS_OF)),
+                        dt.date.fromisoformat(AS_OF), cfg)
+    on = {name: customer in set(table.customer_id) for name, table in lists.tables.items()}
+    assert (scores["retention"] == "at risk") == on["at risk"]
+    assert (scores["retention"] == "win-back") == on["win-back"]
+    assert scores["cross_sell"] is on["cross-sell"]
+    assert (scores["retention"] == "held out") == (customer in set(lists.held_out.customer_id))
     # the reasons are those score wrote
     for target in TARGETS:
         assert found["reasons"][target] == list(row[f"{target}_reasons"])

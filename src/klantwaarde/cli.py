@@ -494,12 +494,12 @@ def explain(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     """
     import json
 
+    from klantwaarde.explain import explain as run_explain
+    from klantwaarde.explain import scored_row
     from klantwaarde.render import print_explanation
-    from klantwaarde.scoring.explain import explain as run_explain
-    from klantwaarde.scoring.explain import scored_row
 
     cfg = _config(ctx, config)
-    row = scored_row(cfg.scoring.parquet, as_of.date(), customer)  # before the source is read
+    row = scored_row(cfg, as_of.date(), customer)  # before the source is read
     with progress() as step:
         src = _valid_source(source, cfg, step, "explain", as_of)
         found = run_explain(row, src, cfg, step)

@@ -13,11 +13,11 @@ from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
     from klantwaarde.demo import DemoResult
+    from klantwaarde.explain import Explanation
     from klantwaarde.lists import ListsResult
     from klantwaarde.pipelines import Pipeline, Record
     from klantwaarde.profitability_report import ProfitabilityReport
     from klantwaarde.scoring.evaluate import EvaluationResult
-    from klantwaarde.scoring.explain import Explanation
     from klantwaarde.scoring.score import ScoringResult
     from klantwaarde.segments import Concentration
     from klantwaarde.training.train import TrainingResult
@@ -225,7 +225,7 @@ def print_explanation(found: Explanation, console: Console) -> None:
         for reason in reasons or ["no reason stands out"]:
             console.print(f"  - {escape(reason)}")
     history = Table(title=f"\nthe last {len(found.history)} months", title_justify="left")
-    columns = ("month", "revenue", "gross margin", "cost-to-serve", "net margin", "orders",
+    columns = ("month", "revenue", "gross margin", "cost to serve", "net margin", "orders",
                "lines", "visits", "calls", "contacts", "complaints")
     for column in columns:
         history.add_column(column, justify="left" if column == "month" else "right")

@@ -1,7 +1,8 @@
 """``klantwaarde explain``: one scored customer in full, for the account manager who calls it.
 
-Its scores come from the scores table (the month ``as_of``); its expected saved margin from
-``decisions`` with the configured contact's cost; its reasons from the scores table where the
+Its scores come from the scores table (the month ``as_of``); its expected saved margin and the
+lists it is on from ``decisions``, decided over the whole month as ``klantwaarde lists`` does
+(with the configured contact's cost and capacities); its reasons from the scores table where the
 row holds them, and otherwise computed on demand: the model versions stamped on the row (not
 necessarily today's champions) explain the customer's features at ``as_of`` with the same
 TreeSHAP code and words as ``klantwaarde score``. Its monthly history (revenue, margins, orders,
@@ -14,17 +15,17 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import ibis
 import numpy as np
 import pandas as pd
 
 from klantwaarde.config import Config
-from klantwaarde.decisions import expected_saved_margin
+from klantwaarde.decisions import decide
 from klantwaarde.errors import InputError
 from klantwaarde.features.history import History, build_history
 from klantwaarde.features.snapshots import build
+from klantwaarde.lists import managers_of
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.profitability import margin_values
 from klantwaarde.scoring.champions import TARGETS, check_inputs, load_version
@@ -39,8 +40,8 @@ HISTORY_MONTHS = 12
 # the scores of a row, in the order they are shown; the keys of the JSON output
 SCORES = ("churn_probability", "future_net_margin", "margin_at_risk", "upgrade_probability",
           "next_best_categories", "expected_uplift", "contact_effect", "expected_saved_margin",
-          "revenue", "net_margin", "tier", "category", "cell", "policy", "loss_driver", "remedy",
-          "days_since_last_order", "in_sample")
+          "retention", "cross_sell", "revenue", "net_margin", "tier", "category", "cell",
+          "policy", "loss_driver", "remedy", "days_since_last_order", "in_sample")
 STORED, COMPUTED = "scores table", "computed"
 
 
@@ -69,7 +70,10 @@ class Explanation:
     customer_id: str
     account_manager: str | None
     versions: dict[str, int | None]  # the model version per target that scored the row
-    scores: dict[str, object]  # SCORES: a float, text, a list of text, a flag or None
+    # SCORES: a float, text, a list of text, a flag or None; retention is the sheet of the
+    # month's decisions (at risk, held out, win-back or None), cross_sell whether it is on that
+    # sheet
+    scores: dict[str, object]
     reasons: dict[str, list[str]]  # churn, margin, upgrade: strongest first, in words
     reasons_from: dict[str, str]  # per target: STORED or COMPUTED
     history: list[Month]  # the last HISTORY_MONTHS months up to as_of, oldest first
@@ -85,23 +89,28 @@ class Explanation:
                 "notices": self.notices}
 
 
-def scored_row(parquet: Path, as_of: dt.date, customer: str) -> pd.Series:
-    """The customer's row of the month ``as_of`` in the scores table's Parquet copies; an
+def scored_row(cfg: Config, as_of: dt.date, customer: str) -> pd.Series:
+    """The customer's row of the month ``as_of`` in the scores table's Parquet copies, with the
+    month's decisions (``decisions.decide``: retention, expected_saved_margin, cross_sell); an
     input error naming the months held, or the customer, how many were scored and the fix."""
-    scores = read_scores(parquet, as_of)
+    scores = read_scores(cfg.scoring.parquet, as_of)
     wanted = customer.strip()
     found = scores[scores.customer_id == wanted]
     if len(found):
-        return found.iloc[0]
+        scores = scores.assign(account_manager=managers_of(scores.account_manager,
+                                                           cfg.lists.unassigned))
+        decided = decide(scores, as_of, cfg.lists, cfg.costs, cfg.labels.horizon_months)
+        return pd.concat([found.iloc[0], decided.loc[found.index[0]]])
     like = scores.customer_id[scores.customer_id.str.casefold() == wanted.casefold()]
     hint = f" Did you mean {like.iat[0]}?" if len(like) else ""
     example = scores.customer_id.iat[0] if len(scores) else "none"
     raise InputError(
         f"--customer {customer}: no customer {wanted!r} was scored at {as_of} "
         f"({len(scores):,} customers were, for example {example}).{hint} A customer is scored "
-        "when it has an order line in the active months up to --as-of. Fix: check the id (as "
-        "in the source's customer_id), or score a month in which this customer was active "
-        "(klantwaarde score --source SRC --as-of DATE) and explain that month.")
+        f"when it has an order line in the {cfg.labels.active_months} months up to --as-of. "
+        "Fix: check the id (as in the source's customer_id), or score a month in which this "
+        "customer was active (klantwaarde score --source SRC --as-of DATE) and explain that "
+        "month.")
 
 
 def explain(row: pd.Series, source: Source, cfg: Config, step: Step = lambda _: None
@@ -118,12 +127,7 @@ def explain(row: pd.Series, source: Source, cfg: Config, step: Step = lambda _: 
         history = build_history(source, cfg, anchor, last)
         months = _history(history, customer, cfg, last)
         reasons, origin = _reasons(row, history, cfg, last, step, notices)
-    numbers = pd.DataFrame({c: [_number(row[c])] for c in
-                            ("contact_effect", "churn_probability", "future_net_margin")})
-    saved = expected_saved_margin(numbers, cfg.costs, cfg.labels.horizon_months,
-                                  cfg.lists.contact).iat[0]
-    scores = {name: _value(saved if name == "expected_saved_margin" else row[name])
-              for name in SCORES}
+    scores = {name: _value(row[name]) for name in SCORES}
     if scores["contact_effect"] is None:
         notices.append("no contact_effect: the month was scored without a response champion, "
                        "so there is no expected saved margin")
@@ -231,11 +235,6 @@ def _history(history: History, customer: str, cfg: Config, last: int) -> list[Mo
 def _version(row: pd.Series, target: str) -> int | None:
     value = _value(row[f"{target}_version"])
     return None if value is None else int(value)  # type: ignore[call-overload]
-
-
-def _number(value: object) -> float:
-    value = _value(value)
-    return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _texts(value: object) -> list[str]:
