@@ -11,7 +11,7 @@ from conftest import EXAMPLE, run_cli
 from klantwaarde import __version__, cli
 
 COMMANDS = ["simulate", "validate", "profitability", "features", "train", "promote", "score",
-            "lists", "evaluate", "report", "run", "schedule", "demo"]
+            "lists", "explain", "evaluate", "report", "run", "schedule", "demo"]
 
 
 def test_every_command_is_listed() -> None:

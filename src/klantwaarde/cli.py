@@ -464,6 +464,53 @@ def lists(ctx: typer.Context, as_of: AsOfOption,
     print_lists(write_lists(build_lists(scores, as_of.date(), cfg), out_dir), as_of.date(), out)
 
 
+class ExplainFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def explain(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
+            customer: Annotated[str, typer.Option(
+                metavar="ID", help="The customer's id, as in the source's customer_id.")],
+            fmt: Annotated[ExplainFormat, typer.Option(
+                "--format", metavar="FORMAT", help=f"Output: {_choices(ExplainFormat)} (one "
+                "JSON object).")] = ExplainFormat.text,
+            config: ConfigOption = None) -> None:
+    """One scored customer: its scores, the top reasons of each model, its expected saved
+    margin and its monthly history over the last 12 months.
+
+    Reads the month --as-of from the scores table (klantwaarde score writes it). Reasons that
+    the table does not hold for the customer are computed from the model versions that scored
+    it and its features at --as-of from --source. Nothing is written.
+
+    Example:
+
+    ```sh
+    klantwaarde explain --source data/sim --as-of 2025-12-31 --customer C0000042
+    klantwaarde explain --source data/sim --as-of 2025-12-31 \\
+        --customer C0000042 --format json
+    ```
+    """
+    import json
+
+    from klantwaarde.explain import explain as run_explain
+    from klantwaarde.explain import scored_row
+    from klantwaarde.render import print_explanation
+
+    cfg = _config(ctx, config)
+    row = scored_row(cfg, as_of.date(), customer)  # before the source is read
+    with progress() as step:
+        src = _valid_source(source, cfg, step, "explain", as_of)
+        found = run_explain(row, src, cfg, step)
+    if fmt is ExplainFormat.json:
+        typer.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
+    else:
+        print_explanation(found, out)
+    for notice in found.notices:
+        err.print(escape(notice))
+
+
 @app.command()
 def evaluate(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
              config: ConfigOption = None) -> None:

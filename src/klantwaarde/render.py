@@ -13,6 +13,7 @@ from klantwaarde.validation import ValidationReport
 
 if TYPE_CHECKING:
     from klantwaarde.demo import DemoResult
+    from klantwaarde.explain import Explanation
     from klantwaarde.lists import ListsResult
     from klantwaarde.pipelines import Pipeline, Record
     from klantwaarde.profitability_report import ProfitabilityReport
@@ -184,6 +185,56 @@ def print_lists(result: ListsResult, as_of: dt.date, console: Console) -> None:
     console.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
                   "index.csv (the counts above and each manager's file stem), and per manager "
                   "a workbook managers/<stem>.xlsx and four CSV files.")
+
+
+def _shown(value: object, kind: str) -> str:
+    """A score for the terminal: a share as a percentage, an amount in euros, a list joined;
+    a missing value as -."""
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(value) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if kind == "share":
+        return f"{value:.1%}"
+    if kind == "eur":
+        return f"EUR {value:,.0f}"
+    return str(value)
+
+
+_SCORE_KINDS = {"churn_probability": "share", "upgrade_probability": "share",
+                "contact_effect": "share", "future_net_margin": "eur", "margin_at_risk": "eur",
+                "expected_uplift": "eur", "expected_saved_margin": "eur", "revenue": "eur",
+                "net_margin": "eur"}
+
+
+def print_explanation(found: Explanation, console: Console) -> None:
+    """One customer: its scores, the reasons of each model and its monthly history."""
+    manager = found.account_manager or "no account manager"
+    versions = ", ".join(f"{t} v{v}" for t, v in found.versions.items() if v is not None)
+    console.print(f"[bold]Customer {escape(found.customer_id)}[/bold] of "
+                  f"{escape(manager)}, scored at {found.as_of} ({versions})")
+    scores = Table("score", "value", title="scores", title_justify="left")
+    for name, value in found.scores.items():
+        scores.add_row(name, escape(_shown(value, _SCORE_KINDS.get(name, ""))))
+    console.print(scores)
+    for target, reasons in found.reasons.items():
+        origin = "" if found.reasons_from[target] == "scores table" else " (computed now)"
+        console.print(f"\n[bold]Why {target}[/bold]{origin}:")
+        for reason in reasons or ["no reason stands out"]:
+            console.print(f"  - {escape(reason)}")
+    history = Table(title=f"\nthe last {len(found.history)} months", title_justify="left")
+    columns = ("month", "revenue", "gross margin", "cost to serve", "net margin", "orders",
+               "lines", "visits", "calls", "contacts", "complaints")
+    for column in columns:
+        history.add_column(column, justify="left" if column == "month" else "right")
+    for m in found.history:
+        history.add_row(str(m.month_end), *[f"{v:,.0f}" for v in (
+            m.revenue, m.gross_margin, m.cost_to_serve, m.net_margin)],
+            *["-" if v is None else f"{v:,}" for v in (
+                m.orders, m.order_lines, m.visits, m.calls, m.contacts, m.complaints)])
+    console.print(history)
 
 
 def print_evaluation(result: EvaluationResult, console: Console) -> None:

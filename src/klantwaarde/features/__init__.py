@@ -99,6 +99,7 @@ PAST_THE_DATA = {
     "train": "the labels up to --as-of would count every customer as lost",
     "score": "every customer would be scored as if it had stopped ordering",
     "evaluate": "every scored customer would count as lost",
+    "explain": "the customer's reasons would be those of a customer that stopped ordering",
 }
 
 

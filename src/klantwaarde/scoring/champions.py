@@ -40,17 +40,29 @@ def load_champions() -> dict[TargetName, Champion]:
             f"({mlflow.get_tracking_uri()}). Run klantwaarde train --source SRC --as-of DATE, "
             f"then klantwaarde promote --target {missing[0]} (for each of "
             f"{', '.join(missing)}), or set MLFLOW_TRACKING_URI to the registry that has them.")
-    found = {}
-    for target, version in versions.items():
-        if version is None:
-            continue
-        loaded = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-        schema = loaded.metadata.get_input_schema()
-        inputs = {c.name: getattr(c.type, "name", str(c.type))
-                  for c in (schema.inputs if schema else [])}
-        found[target] = Champion(version, loaded.unwrap_python_model(), inputs,
-                                 trained_as_of(version))
-    return found
+    return {target: _load(version) for target, version in versions.items()
+            if version is not None}
+
+
+def load_version(target: TargetName, number: int) -> Champion:
+    """Version ``number`` of the target's registered model, whatever alias it holds now (the
+    version stamped on a score row); an input error naming the versions there are otherwise."""
+    version = registry.model_version(target, number)
+    if version is None:
+        raise InputError(
+            f"models: {registry.NAMES[target]} has no version {number} in the model registry "
+            f"({mlflow.get_tracking_uri()}), which scored this row. Fix: set "
+            "MLFLOW_TRACKING_URI (or models.yaml store) to the registry the month was scored "
+            "with, or score the month again with today's champions.")
+    return _load(version)
+
+
+def _load(version: registry.Version) -> Champion:
+    loaded = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+    schema = loaded.metadata.get_input_schema()
+    inputs = {c.name: getattr(c.type, "name", str(c.type))
+              for c in (schema.inputs if schema else [])}
+    return Champion(version, loaded.unwrap_python_model(), inputs, trained_as_of(version))
 
 
 def trained_as_of(version: registry.Version) -> dt.date | None:

@@ -158,6 +158,16 @@ def alias_version(target: str, alias: str) -> Version | None:
     return Version(target, name, int(found.version), found.run_id)
 
 
+def model_version(target: str, number: int) -> Version | None:
+    """Version ``number`` of the target's registered model, if the registry has it."""
+    name = NAMES[target]
+    try:
+        found = MlflowClient().get_model_version(name, str(number))
+    except MlflowException:
+        return None
+    return Version(target, name, int(found.version), found.run_id)
+
+
 def training_run(version: Version) -> Run | None:
     """The training run of a version: the parent of the (candidate) run that logged it; None
     for a version registered without a run, or whose run is gone."""
