@@ -41,10 +41,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _customer(setup: dict[str, Path]) -> str:
-    """The customer with the most margin at risk: reasons for every model in the table."""
+    """The top of the at-risk sheets: its churn reasons are in the table, the others not."""
     scores = read_scores(setup["parquet"], dt.date.fromisoformat(AS_OF))
-    full = scores[scores[[f"{t}_reasons" for t in TARGETS]].map(len).gt(0).all(axis=1)]
-    return str(full.sort_values("margin_at_risk").customer_id.iat[-1])
+    listed = scores[scores.retention == "at risk"]
+    return str(listed.sort_values("expected_saved_margin").customer_id.iat[-1])
 
 
 def _explain(setup: dict[str, Path], customer: str, *more: str, config: Path | None = None
@@ -107,10 +107,12 @@ def test_json_gives_the_scores_reasons_and_history_of_the_month(setup) -> None:
     assert (scores["retention"] == "win-back") == on["win-back"]
     assert scores["cross_sell"] is on["cross-sell"]
     assert (scores["retention"] == "held out") == (customer in set(lists.held_out.customer_id))
-    # the reasons are those score wrote
-    for target in TARGETS:
-        assert found["reasons"][target] == list(row[f"{target}_reasons"])
-        assert found["reasons_from"][target] == "scores table"
+    assert scores["retention"] == row.retention == "at risk"
+    # the reasons score wrote (the churn model explains the at-risk sheet); the others computed
+    assert found["reasons"]["churn"] == list(row.churn_reasons) and row.churn_reasons.size
+    assert found["reasons_from"] == {"churn": "scores table", "margin": "computed",
+                                     "upgrade": "computed"}
+    assert found["reasons"]["margin"] and not row.margin_reasons.size
     months = found["history"]
     assert [m["month_end"] for m in months][-1] == AS_OF and len(months) == 12
     assert months[0]["month_end"] == "2024-07-31"

@@ -28,7 +28,7 @@ def _synthetic(n: int = 6000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, 
     return frame, treated, churned, true
 
 
-@pytest.mark.parametrize("learner", ["t_learner", "x_learner"])
+@pytest.mark.parametrize("learner", ["t_learner", "x_learner", "s_learner"])
 def test_a_meta_learner_finds_the_customers_a_contact_helps(learner: str) -> None:
     X, treated, churned, true = _synthetic()  # noqa: N806
     model = ResponseModel(learner, rounds=80).fit(X, treated, churned)

@@ -113,7 +113,7 @@ def test_scoring_twice_gives_the_same_rows_once(setup: dict[str, Path]) -> None:
     # reasons in words, from the declared features, for the customers on a sheet: the
     # at-risk sheet explained by the churn model, the cross-sell sheet by the upgrade model
     at_risk, crossed = twice.retention.eq("at risk"), twice.cross_sell.astype(bool)
-    assert at_risk.sum() > 50 and crossed.sum() > 50
+    assert at_risk.sum() > 20 and crossed.sum() > 20
     assert twice.churn_reasons[at_risk].map(len).ge(1).mean() > 0.95
     assert twice.churn_reasons[~at_risk].map(len).eq(0).all()
     assert twice.upgrade_reasons[~crossed].map(len).eq(0).all()
@@ -474,5 +474,5 @@ def test_reasons_change_no_score_and_follow_the_lists(setup: dict[str, Path],
     pd.testing.assert_frame_equal(bare.drop(columns=reasons), listed.drop(columns=reasons))
     pd.testing.assert_frame_equal(every.drop(columns=reasons), listed.drop(columns=reasons))
     at_risk, crossed = listed.retention.eq("at risk"), listed.cross_sell.astype(bool)
-    assert every.churn_reasons[at_risk].tolist() == listed.churn_reasons[at_risk].tolist()
-    assert every.upgrade_reasons[crossed].tolist() == listed.upgrade_reasons[crossed].tolist()
+    for column, rows in (("churn_reasons", at_risk), ("upgrade_reasons", crossed)):
+        assert [list(r) for r in every[column][rows]] == [list(r) for r in listed[column][rows]]

@@ -1,8 +1,7 @@
 """``klantwaarde explain``: one scored customer in full, for the account manager who calls it.
 
-Its scores come from the scores table (the month ``as_of``); its expected saved margin and the
-lists it is on from ``decisions``, decided over the whole month as ``klantwaarde lists`` does
-(with the configured contact's cost and capacities); its reasons from the scores table where the
+Its scores, expected saved margin and lists come from the scores table (the month ``as_of``,
+with the decisions taken when it was scored); its reasons from the scores table where the
 row holds them, and otherwise computed on demand: the model versions stamped on the row (not
 necessarily today's champions) explain the customer's features at ``as_of`` with the same
 TreeSHAP code and words as ``klantwaarde score``. Its monthly history (revenue, margins, orders,
@@ -21,11 +20,10 @@ import numpy as np
 import pandas as pd
 
 from klantwaarde.config import Config
-from klantwaarde.decisions import decide
+from klantwaarde.decisions import decide, managers_of
 from klantwaarde.errors import InputError
 from klantwaarde.features.history import History, build_history
 from klantwaarde.features.snapshots import build
-from klantwaarde.lists import managers_of
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.profitability import margin_values
 from klantwaarde.scoring.champions import TARGETS, check_inputs, load_version
@@ -39,9 +37,10 @@ Step = Callable[[str], None]
 HISTORY_MONTHS = 12
 # the scores of a row, in the order they are shown; the keys of the JSON output
 SCORES = ("churn_probability", "future_net_margin", "margin_at_risk", "upgrade_probability",
-          "next_best_categories", "expected_uplift", "contact_effect", "expected_saved_margin",
-          "retention", "cross_sell", "revenue", "net_margin", "tier", "category", "cell",
-          "policy", "loss_driver", "remedy", "days_since_last_order", "in_sample")
+          "next_best_categories", "expected_uplift", "adoption_margin", "contact_effect",
+          "expected_saved_margin", "cross_sell_margin", "retention", "cross_sell", "revenue",
+          "net_margin", "tier", "category", "cell", "policy", "loss_driver", "remedy",
+          "days_since_last_order", "in_sample")
 STORED, COMPUTED = "scores table", "computed"
 
 
@@ -91,16 +90,19 @@ class Explanation:
 
 def scored_row(cfg: Config, as_of: dt.date, customer: str) -> pd.Series:
     """The customer's row of the month ``as_of`` in the scores table's Parquet copies, with the
-    month's decisions (``decisions.decide``: retention, expected_saved_margin, cross_sell); an
+    month's decisions (stored when it was scored; for a month scored before they were, those of
+    ``decisions.decide`` with today's lists.yaml); an
     input error naming the months held, or the customer, how many were scored and the fix."""
     scores = read_scores(cfg.scoring.parquet, as_of)
     wanted = customer.strip()
     found = scores[scores.customer_id == wanted]
     if len(found):
+        if found.capacity.notna().all():  # the decisions taken when the month was scored
+            return found.iloc[0]
         scores = scores.assign(account_manager=managers_of(scores.account_manager,
                                                            cfg.lists.unassigned))
         decided = decide(scores, as_of, cfg.lists, cfg.costs, cfg.labels.horizon_months)
-        return pd.concat([found.iloc[0], decided.loc[found.index[0]]])
+        return pd.concat([found.iloc[0].drop(decided.columns), decided.loc[found.index[0]]])
     like = scores.customer_id[scores.customer_id.str.casefold() == wanted.casefold()]
     hint = f" Did you mean {like.iat[0]}?" if len(like) else ""
     example = scores.customer_id.iat[0] if len(scores) else "none"
@@ -179,9 +181,9 @@ def _reasons(row: pd.Series, history: History, cfg: Config, last: int, step: Ste
             values, names = found
             computed = top_reasons(target, values, names, one, declared, k, language)[0]
         if target == "upgrade":
-            categories = [[] for _ in range(len(frame))]
-            categories[at[0]] = _texts(row["next_best_categories"])
-            peer = peer_reasons(categories, frame, language)[at[0]]
+            rows = np.zeros(len(frame), bool)
+            rows[at[0]] = True
+            [peer] = peer_reasons([_texts(row["next_best_categories"])], frame, rows, language)
             computed = [peer, *computed[:k - 1]] if peer else computed
         reasons[target], origin[target] = computed, COMPUTED
     return reasons, origin

@@ -36,6 +36,7 @@ from klantwaarde.training.metrics import (
     churn_metrics,
     gains_table,
     margin_metrics,
+    uplift_metrics,
 )
 
 Step = Callable[[str], None]
@@ -158,6 +159,11 @@ def _metrics(joined: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.date, cfg
     out |= control_effect(joined, lists.tables[AT_RISK], lists.held_out.customer_id,
                           12 / cfg.labels.horizon_months,
                           contact_cost(cfg.costs, cfg.lists.contact))
+    if "label_contacted" in joined and joined.contact_effect.notna().any():
+        # the response model against the contacts managers actually made after the month
+        out |= {f"response_{k}": v for k, v in uplift_metrics(
+            joined.label_churn, joined.label_contacted.astype(bool),
+            joined.contact_effect.astype(float)).items()}
     adopted = _adopted_next_best(joined)
     offered = joined.next_best_categories.map(len) > 0
     out |= _list_effect("cross_sell", joined[offered], lists.tables[CROSS_SELL].customer_id,

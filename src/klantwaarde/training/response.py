@@ -9,7 +9,12 @@ holds no comparable contacted (or uncontacted) customers, and the effect is NaN,
 - ``t_learner``: a T-learner with logistic regression bases (one churn model per arm);
 - ``x_learner``: econml's X-learner with xgboost bases (Künzel et al., 2019): churn models per
   arm, imputed effects fitted per arm and blended by the propensity; it copes with arms of
-  unequal size, as contacted and uncontacted customers are.
+  unequal size, as contacted and uncontacted customers are;
+- ``s_learner``: econml's S-learner with an xgboost base: one churn model over the features and
+  the contact, whose effect is the difference between its predictions without and with a
+  contact. One model over both arms pools what contacted and uncontacted customers share, so a
+  small effect that varies with the customer (a contact matters most where attention lapsed)
+  is estimated with less noise than as the difference of two models.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from econml.metalearners import XLearner
+from econml.metalearners import SLearner, XLearner
 from sklearn.base import BaseEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -32,8 +37,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from klantwaarde.training.matrix import FeatureMatrix
 
-Learner = Literal["t_learner", "x_learner"]
-LEARNERS: tuple[Learner, ...] = ("t_learner", "x_learner")
+Learner = Literal["t_learner", "x_learner", "s_learner"]
+LEARNERS: tuple[Learner, ...] = ("t_learner", "x_learner", "s_learner")
 
 
 class ResponseModel(BaseEstimator):
@@ -65,12 +70,13 @@ class ResponseModel(BaseEstimator):
             self.arms_ = [_logistic().fit(m[treated == arm], churned[treated == arm])
                           for arm in (False, True)]
             return self
+        churn = self._xgb(xgb.XGBRegressor, objective="reg:logistic")
+        learner = (SLearner(overall_model=churn, allow_missing=True)
+                   if self.learner == "s_learner" else
+                   XLearner(models=churn, cate_models=self._xgb(xgb.XGBRegressor),
+                            propensity_model=self._xgb(xgb.XGBClassifier), allow_missing=True))
         with _missing_values_allowed():
-            self.arms_ = [XLearner(
-                models=self._xgb(xgb.XGBRegressor, objective="reg:logistic"),
-                cate_models=self._xgb(xgb.XGBRegressor),
-                propensity_model=self._xgb(xgb.XGBClassifier),
-                allow_missing=True).fit(churned, treated.astype(int), X=m)]
+            self.arms_ = [learner.fit(churned, treated.astype(int), X=m)]
         return self
 
     def _xgb(self, kind: type[xgb.XGBModel], **params) -> xgb.XGBModel:
