@@ -15,8 +15,8 @@ A pure function of one month's scores (one row per customer, the scores table's 
   filled, so listed and held-out customers come from the same ranks.
 - **win-back**: customers with no order for more than ``win_back_after_days`` that made a
   positive net margin over the last 12 months, by that lost margin.
-- **cross-sell**: customers not gone whose expected uplift is above ``cross_sell_min_uplift``,
-  by expected uplift.
+- **cross-sell**: customers not gone and not held out whose expected uplift is above
+  ``cross_sell_min_uplift``, by expected uplift.
 
 Each sheet of a manager holds at most that manager's capacity (contacts a month).
 """
@@ -103,7 +103,7 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
     back = _top(scores[gone & (lost > 0)], lost[gone & (lost > 0)], capacity)
     retention[back] = WIN_BACK
     uplift = scores.expected_uplift.astype(float)
-    offer = ~gone & (uplift > cfg.cross_sell_min_uplift)
+    offer = ~gone & (uplift > cfg.cross_sell_min_uplift) & retention.ne(HELD_OUT)
     cross = pd.Series(False, index=scores.index)
     cross[_top(scores[offer], uplift[offer], capacity)] = True
     return pd.DataFrame({"retention": retention, "expected_saved_margin": saved,
