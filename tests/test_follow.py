@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import SMALL_MODELS, run_cli
 
 AS_OF = "2024-06-30"  # the lists' month; the managers follow them in July 2024
 # table -> the column whose date places a row in a month
@@ -138,3 +138,97 @@ def test_the_options_of_a_followed_simulation(args: list[str], message: str,
     result = run_cli("simulate", *args, "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert message in " ".join(result.stderr.split())
+
+
+# -- the loop: score and list a month, follow the lists, evaluate one horizon later ------------
+
+LOOP_CUSTOMERS, LOOP_SEED = 3000, 2
+LISTED_AT, EVALUATED_AT = "2025-06-30", "2025-12-31"  # one label horizon (6 months) apart
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A base, models trained and scores and lists made at LISTED_AT, the base again with the
+    managers following those lists, and evaluate's metrics at EVALUATED_AT on it; half of each
+    manager's at-risk ranking held out, every candidate within capacity."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("loop")
+    config = root / "config"
+    config.mkdir()
+    models = SMALL_MODELS | {"store": str(root / "models"), "response": {"rounds": 100},
+                             "promotion": {"automatic": True, "min_improvement": 0.005}}
+    (config / "models.yaml").write_text(yaml.safe_dump(models))
+    (config / "scoring.yaml").write_text(yaml.safe_dump(
+        {"store": str(root / "scores" / "scores.duckdb"), "parquet": str(root / "parquet")}))
+    (config / "lists.yaml").write_text("control_share: 0.5\ncapacity: {default: 1000}\n")
+    steps = [
+        ("simulate", "--customers", str(LOOP_CUSTOMERS), "--months", "30", "--seed",
+         str(LOOP_SEED), "--start", "2023-07-01", "--out", str(root / "base")),
+        ("train", "--source", str(root / "base"), "--as-of", LISTED_AT),
+        ("score", "--source", str(root / "base"), "--as-of", LISTED_AT),
+        ("lists", "--as-of", LISTED_AT, "--out", str(root / "lists")),
+        ("simulate", "--from", str(root / "base"), "--follow", str(root / "lists"), "--out",
+         str(root / "followed")),
+        ("evaluate", "--source", str(root / "followed"), "--as-of", EVALUATED_AT),
+    ]
+    for args in steps:
+        result = run_cli(*args, "--config", str(config), timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+    client = MlflowClient(f"sqlite:///{root / 'models' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("klantwaarde-scoring")
+    run = client.search_runs([experiment.experiment_id], "tags.kind = 'evaluation'")[0]
+    return {"root": root, "metrics": run.data.metrics}
+
+
+def _hazard(base: Path, customers: pd.Series) -> float:
+    """The mean true monthly churn hazard of ``customers`` while active in the label horizon
+    after LISTED_AT, from the simulator's truth."""
+    months = pq.read_table(base / "truth" / "months.parquet",
+                           columns=["customer_id", "month", "hazard"]).to_pandas()
+    month = pd.to_datetime(months.month)
+    months = months[(month > pd.Timestamp(LISTED_AT)) & (month <= pd.Timestamp(EVALUATED_AT))]
+    return float(months[months.customer_id.isin(customers)].hazard.mean())
+
+
+# Measured over seeds (see the printed numbers): on realised labels the loop is not yet
+# reliable. Following the lists lowers the listed customers' true hazard by a third, but that
+# moves their 6-month churn label by about 2 points, while the label difference of two groups
+# of 400 to 600 customers has a standard error of 2 to 2.5 points; and the response model's
+# contact_effect is 2 to 3 times the true effect of one contact. Kept as the checks the loop
+# must pass, expected to fail until the effect estimate and the power improve.
+LABEL_NOISE = pytest.mark.xfail(strict=False, reason="one contact moves 6-month label churn by "
+                                "about as much as the noise of 3,000 customers; the response "
+                                "model over-estimates a single contact's effect 2-3x")
+
+
+@LABEL_NOISE
+def test_contacted_at_risk_customers_churn_less_than_held_out(loop: dict) -> None:
+    m = loop["metrics"]
+    print({k: round(v, 4) for k, v in sorted(m.items()) if k.startswith("control_")})
+    assert m["control_listed"] > 200 and m["control_held_out"] > 200
+    assert m["control_churn_listed"] < m["control_churn_held_out"]
+    assert (m["control_churn_prevented_low"] < m["control_churn_prevented"]
+            < m["control_churn_prevented_high"])  # the interval is reported
+
+
+def test_the_truth_shows_what_the_lists_did(loop: dict) -> None:
+    """The simulator's true hazard: listed customers are at less risk than in the base where no
+    one followed the lists, and than the held-out ones."""
+    root = loop["root"]
+    lists = root / "lists"
+    groups = {"listed": pd.concat([pd.read_csv(f).customer_id
+                                   for f in (lists / "managers").glob("*_at_risk.csv")]),
+              "held out": pd.read_csv(lists / "control_group.csv").customer_id}
+    before = {name: _hazard(root / "base", ids) for name, ids in groups.items()}
+    after = {name: _hazard(root / "followed", ids) for name, ids in groups.items()}
+    print(f"true monthly hazard, base: {before}, followed: {after}")
+    assert after["listed"] < before["listed"] and after["listed"] < after["held out"]
+
+
+@LABEL_NOISE
+def test_the_predicted_saved_margin_is_within_a_factor_2_of_the_realised(loop: dict) -> None:
+    m = loop["metrics"]
+    realised, predicted = m["control_saved_margin_realised"], m["control_saved_margin_predicted"]
+    print(f"saved margin: predicted {predicted:,.0f}, realised {realised:,.0f}")
+    assert predicted > 0 and predicted / 2 <= realised <= predicted * 2
