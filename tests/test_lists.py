@@ -22,7 +22,14 @@ from klantwaarde import cli
 from klantwaarde.config import Config, load_config
 from klantwaarde.decisions import decide
 from klantwaarde.errors import ConfigError, InputError
-from klantwaarde.lists import SHEETS, build_lists, csv_name, file_stems, write_lists
+from klantwaarde.lists import (
+    SHEETS,
+    build_lists,
+    csv_name,
+    file_stems,
+    read_decisions,
+    write_lists,
+)
 from klantwaarde.scoring.evaluate import control_effect
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
 from klantwaarde.training import registry
@@ -168,8 +175,8 @@ def test_each_manager_gets_own_files_inside_the_folder(config: Path, tmp_path: P
     files = sorted(p.name for p in (out / "managers").iterdir())
     assert len(files) == 5 * len(MANAGERS)  # no two managers share a file
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*\.(xlsx|csv)", f) for f in files)
-    assert sorted(p.name for p in out.iterdir()) == ["all_managers.xlsx", "index.csv",
-                                                     "managers"]
+    assert sorted(p.name for p in out.iterdir()) == ["all_managers.xlsx", "control_group.csv",
+                                                     "index.csv", "managers"]
 
     index = list(csv.DictReader((out / "index.csv").open(encoding="utf-8")))
     assert {r["manager"] for r in index} == MANAGERS
@@ -179,6 +186,8 @@ def test_each_manager_gets_own_files_inside_the_folder(config: Path, tmp_path: P
     assert counts["unassigned"] == (1, 0, 0, 1)
     assert counts["CON"] == (0, 0, 1, 0)
     assert {r["capacity"] for r in index} == {"2"}
+    assert {(r["as_of"], r["contact"]) for r in index} == {("2025-06-30", "call")}
+    assert _csv(out / "control_group.csv") == [["customer_id", "account_manager"]]  # share 0
     customers = {m or "unassigned": set() for _, m, *_ in CUSTOMERS}
     for customer, manager, *_ in CUSTOMERS:
         customers[manager or "unassigned"].add(customer)
@@ -386,6 +395,36 @@ def test_the_control_group_is_reproducible_and_about_its_share(tmp_path: Path) -
     other = build_lists(scores, AS_OF, _config(tmp_path, "capacity: {default: 400}\n"
                                                 "control_share: 0.2\ncontrol_seed: 6\n"))
     assert set(other.held_out.customer_id) != set(first.held_out.customer_id)
+
+
+def test_the_folder_names_its_control_group_and_reads_back(tmp_path: Path) -> None:
+    scores = _base(300)
+    cfg = _config(tmp_path, "capacity: {default: 400}\ncontrol_share: 0.5\ncontact: visit\n")
+    lists = build_lists(scores, AS_OF, cfg)
+    on_sheets = set().union(*(set(t.customer_id) for t in lists.tables.values()))
+    # every candidate fits the capacity and has an uplift: still no held-out one on a sheet
+    assert len(lists.held_out) > 50 and not set(lists.held_out.customer_id) & on_sheets
+    out = tmp_path / "out"
+    write_lists(lists, out)
+    control = pd.read_csv(out / "control_group.csv")
+    assert list(control.columns) == ["customer_id", "account_manager"]
+    assert set(control.customer_id) == set(lists.held_out.customer_id)
+    assert not list((out / "managers").glob("*control*"))  # managers never see it
+    decisions = read_decisions(out)
+    assert (decisions.as_of, decisions.contact) == (AS_OF, "visit")
+    contacted = set().union(*(set(lists.tables[s].customer_id)
+                              for s in ("at risk", "win-back", "cross-sell")))
+    assert set(decisions.contacted) == contacted
+    assert set(decisions.held_out) == set(control.customer_id)
+    assert decisions.held_out[control.customer_id[0]] == str(out / "control_group.csv")
+    assert all(Path(f).parent == out / "managers" for f in decisions.contacted.values())
+    (out / "control_group.csv").unlink()
+    with pytest.raises(InputError, match=r"control_group\.csv is missing.*write the lists "
+                       r"again"):
+        read_decisions(out)
+    with pytest.raises(InputError, match=r"no index\.csv; name a folder that klantwaarde "
+                       r"lists wrote"):
+        read_decisions(tmp_path)
 
 
 @pytest.mark.parametrize(("text", "message"), [

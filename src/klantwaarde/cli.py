@@ -201,37 +201,97 @@ class OutputFormat(StrEnum):
 @app.command()
 def simulate(
     ctx: typer.Context,
-    customers: Annotated[int, typer.Option(min=1, metavar="N", help="Number of customers.")],
-    months: Annotated[int, typer.Option(min=1, max=600, metavar="N",
-                                        help="Number of months of history.")],
-    seed: Annotated[int, typer.Option(min=0, metavar="N", help="Random seed: the same arguments "
-                                      "and seed give the same data.")],
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR",
                                           help="New folder to write the tables to.")],
-    fmt: Annotated[OutputFormat, typer.Option(
+    customers: Annotated[int | None, typer.Option(min=1, metavar="N",
+                                                  help="Number of customers.")] = None,
+    months: Annotated[int | None, typer.Option(min=1, max=600, metavar="N",
+                                               help="Number of months of history.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, metavar="N", help="Random seed: the same "
+                                             "arguments and seed give the same data.")] = None,
+    fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", metavar="FORMAT", help=f"File format of the tables: {_choices(OutputFormat)} "
-        "(truth/ is always Parquet).")
-    ] = OutputFormat.parquet,
+        "(default parquet; truth/ is always Parquet).")
+    ] = None,
     start: Annotated[dt.datetime | None, _date_option(
         "--start", "First simulated month, YYYY-MM-DD (default from simulate.yaml).")] = None,
+    base: Annotated[Path | None, typer.Option(
+        "--from", metavar="DIR", help="A base klantwaarde simulate wrote: simulate it again, "
+        "with its own arguments, seed and settings (truth/simulation.yaml), following the "
+        "lists of --follow.")] = None,
+    follow: Annotated[Path | None, typer.Option(
+        "--follow", metavar="DIR", help="A folder klantwaarde lists wrote for the base of "
+        "--from: in the month after its as_of, the account managers contact every customer on "
+        "an at-risk, win-back or cross-sell sheet and give the control group no visit or "
+        "call.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Write a simulated B2B customer base with known ground truth (truth/ holds the truth).
+
+    With --from and --follow, the base of --from again, up to the lists' as_of the same rows,
+    and after it what following the lists did: the outcome that klantwaarde evaluate measures.
 
     Example:
 
     ```sh
     klantwaarde simulate --customers 5000 --months 36 --seed 1 --out data/sim
+    klantwaarde simulate --from data/sim --follow lists/2025-06-30 \\
+        --out data/followed
     ```
     """
     from klantwaarde.simulation import simulate as run_simulation
 
+    given = {"--customers": customers, "--months": months, "--seed": seed, "--format": fmt,
+             "--start": start}
+    if (base is None) != (follow is None):
+        raise InputError("--from and --follow go together: --from names the simulated base, "
+                         "--follow the lists its account managers follow.")
+    if base is not None:
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise InputError("--from simulates its base with the base's own arguments; "
+                             f"leave out {', '.join(extra)}.")
+    else:
+        missing = [name for name in ("--customers", "--months", "--seed")
+                   if given[name] is None]
+        if missing:
+            raise InputError(f"Missing option {', '.join(missing)} (or --from and --follow).")
     cfg = _config(ctx, config)
-    _check_places("simulate", [Place(out_dir, "--out", Kind.NEW_FOLDER)])
+    _check_places("simulate", [Place(out_dir, "--out", Kind.NEW_FOLDER)],
+                  None if base is None else str(base))
+    if base is not None and follow is not None:
+        _simulate_following(base, follow, out_dir)
+        return
+    assert customers is not None and months is not None and seed is not None
     with progress() as step:
-        result = run_simulation(customers, months, seed, out_dir, cfg, fmt.value,
+        result = run_simulation(customers, months, seed, out_dir, cfg,
+                                (fmt or OutputFormat.parquet).value,
                                 start.date() if start else None, step)
     _print_simulation(result)
+
+
+def _simulate_following(base: Path, lists: Path, out_dir: Path) -> None:
+    """The base of ``base`` again, its account managers following the lists in ``lists``."""
+    from klantwaarde.lists import read_decisions
+    from klantwaarde.simulation import follow_lists, recorded
+    from klantwaarde.simulation import simulate as run_simulation
+
+    record = recorded(base)
+    decisions = read_decisions(lists)
+    follow = follow_lists(record, decisions.as_of, decisions.contact, decisions.contacted,
+                          decisions.held_out)
+    month = record.calendar.starts[follow.month].item()
+    followed = {"from": str(base), "lists": str(lists), "as_of": decisions.as_of.isoformat(),
+                "month": month.isoformat(), "contact": decisions.contact,
+                "contacted": len(follow.contacted), "held_out": len(follow.held_out)}
+    with progress() as step:
+        result = run_simulation(record.customers, record.months, record.seed, out_dir,
+                                record.config, record.fmt, record.start, step, follow, followed)
+    _print_simulation(result)
+    out.print(f"In {month:%B %Y} the account managers followed the lists of "
+              f"{decisions.as_of}: a {decisions.contact} to {len(follow.contacted):,} customers, "
+              f"no visit or call to the {len(follow.held_out):,} held out; up to "
+              f"{decisions.as_of} every row is that of {base}.")
 
 
 def _print_simulation(result: SimulationResult) -> None:

@@ -1,16 +1,20 @@
 """``klantwaarde lists``: at-risk, win-back, cross-sell and loss-account lists per manager.
 
 The lists are the decisions (``klantwaarde.decisions``) of one month of the scores table, written
-as one XLSX workbook and four CSV files per manager, an overall workbook and an index:
+as one XLSX workbook and four CSV files per manager, an overall workbook, an index and the
+control group:
 
-    index.csv                     manager, file_stem, capacity and the rows of each list
+    index.csv                     as_of, manager, file_stem, capacity, contact (the kind of
+                                  contact the capacity counts) and the rows of each list
+    control_group.csv             customer_id, account_manager: held out, not to be contacted
     all_managers.xlsx             every manager's lists, with an account_manager column
     managers/<stem>.xlsx          sheets "at risk", "win-back", "cross-sell", "loss accounts"
     managers/<stem>_at_risk.csv, <stem>_win_back.csv, <stem>_cross_sell.csv, ...
 
 Each list holds at most the manager's capacity (the top of its ranking); held-out customers
-(the control group) are on no list; the overall workbook holds exactly the rows the managers
-received.
+(the control group) are on no list, and ``control_group.csv`` sits beside ``managers/``, not in
+it, so that no manager receives it; the overall workbook holds exactly the rows the managers
+received. ``read_decisions`` reads a folder back: who was to be contacted and who not.
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ from klantwaarde.decisions import (
     decide,
     managers_of,
 )
+from klantwaarde.errors import InputError
 from klantwaarde.staging import staged_folder
 
 CROSS_SELL, LOSS_ACCOUNTS = "cross-sell", "loss accounts"
 SHEETS = (AT_RISK, WIN_BACK, CROSS_SELL, LOSS_ACCOUNTS)
 OVERALL = "all_managers"
 INDEX = "index.csv"
+CONTROL_GROUP = "control_group.csv"
+CONTACTED = (AT_RISK, WIN_BACK, CROSS_SELL)  # the sheets whose customers a manager contacts
 PERCENT = frozenset({"churn_probability", "upgrade_probability"})
 EUR = frozenset({"future_net_margin", "margin_at_risk", "expected_saved_margin",
                  "expected_uplift", "cross_sell_margin", "revenue", "net_margin", "lost_margin"})
@@ -56,9 +63,11 @@ _RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", 
 
 @dataclass(frozen=True)
 class Lists:
-    """The lists over all managers (ranked, within capacity), every manager and its capacity,
-    and the control group."""
+    """The lists of one month over all managers (ranked, within capacity), every manager and its
+    capacity (contacts of the kind ``contact`` a month), and the control group."""
 
+    as_of: dt.date
+    contact: str
     managers: tuple[str, ...]
     capacity: dict[str, int]
     tables: dict[str, pd.DataFrame]  # sheet name -> list with an account_manager column
@@ -106,7 +115,7 @@ def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
                                     < losses.account_manager.map(capacity)]
               .reset_index(drop=True)}
     held = scores[scores.retention == HELD_OUT][["customer_id", "account_manager"]]
-    return Lists(tuple(names), {m: capacity[m] for m in names}, tables,
+    return Lists(as_of, lc.contact, tuple(names), {m: capacity[m] for m in names}, tables,
                  held.reset_index(drop=True))
 
 
@@ -197,7 +206,9 @@ def write_lists(lists: Lists, target: Path, replace: bool = False) -> ListsResul
             _write_manager(folder / "managers", stems[manager], tables)
             counts.append(ManagerCounts(manager, stems[manager], lists.capacity[manager],
                                         *(len(tables[name]) for name in SHEETS)))
-        _write_index(folder / INDEX, counts)
+        lists.held_out.sort_values(["account_manager", "customer_id"]).to_csv(
+            folder / CONTROL_GROUP, index=False, encoding="utf-8", lineterminator="\n")
+        _write_index(folder / INDEX, lists, counts)
     return ListsResult(target, tuple(counts))
 
 
@@ -213,13 +224,66 @@ def _write_manager(folder: Path, stem: str, tables: dict[str, pd.DataFrame]) -> 
                      lineterminator="\n")
 
 
-def _write_index(path: Path, counts: list[ManagerCounts]) -> None:
+def _write_index(path: Path, lists: Lists, counts: list[ManagerCounts]) -> None:
     with path.open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(["manager", "file_stem", "capacity", "at_risk", "win_back",
-                         "cross_sell", "loss_accounts"])
-        writer.writerows((c.manager, c.file_stem, c.capacity, c.at_risk, c.win_back,
-                          c.cross_sell, c.loss_accounts) for c in counts)
+        writer.writerow(["as_of", "manager", "file_stem", "capacity", "contact", "at_risk",
+                         "win_back", "cross_sell", "loss_accounts"])
+        writer.writerows((lists.as_of.isoformat(), c.manager, c.file_stem, c.capacity,
+                          lists.contact, c.at_risk, c.win_back, c.cross_sell, c.loss_accounts)
+                         for c in counts)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """A lists folder read back: its month, the kind of contact, the customers on the at-risk,
+    win-back and cross-sell sheets (to contact) and the control group (not to contact), each
+    customer with the file that names it."""
+
+    as_of: dt.date
+    contact: str
+    contacted: dict[str, str]
+    held_out: dict[str, str]
+
+
+def read_decisions(folder: Path) -> Decisions:
+    """What the lists in ``folder`` (written by ``write_lists``) ask the managers to do."""
+    index = folder / INDEX
+    if not index.is_file():
+        raise InputError(f"{folder}: no {INDEX}; name a folder that klantwaarde lists wrote.")
+    rows = pd.read_csv(index, dtype=str, keep_default_na=False)
+    again = (f"{index} was written by an earlier klantwaarde lists or changed by hand; write "
+             "the lists again with klantwaarde lists.")
+    if not {"as_of", "contact", "file_stem"} <= set(rows.columns) or rows.empty:
+        raise InputError(f"{index}: no as_of, contact and file_stem of the managers. {again}")
+    if rows.as_of.nunique() > 1 or rows.contact.nunique() > 1:
+        raise InputError(f"{index}: more than one as_of or contact. {again}")
+    try:
+        as_of = dt.date.fromisoformat(rows.as_of.iloc[0])
+    except ValueError:
+        raise InputError(f"{index}: as_of {rows.as_of.iloc[0]!r} is not a date. {again}"
+                         ) from None
+    contact = rows.contact.iloc[0]
+    if contact not in ("call", "visit"):
+        raise InputError(f"{index}: contact {contact!r} is neither call nor visit. {again}")
+    contacted: dict[str, str] = {}
+    for stem in rows.file_stem:
+        for sheet in CONTACTED:
+            path = folder / "managers" / csv_name(stem, sheet)
+            for customer in _customers_in(path, again):
+                contacted.setdefault(customer, str(path))
+    control = folder / CONTROL_GROUP
+    held = {customer: str(control) for customer in _customers_in(control, again)}
+    return Decisions(as_of, contact, contacted, held)
+
+
+def _customers_in(path: Path, again: str) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"{path} is missing. {again}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "customer_id" not in table:
+        raise InputError(f"{path}: no customer_id column. {again}")
+    return list(table.customer_id)
 
 
 def _write_workbook(path: Path, tables: dict[str, pd.DataFrame]) -> None:

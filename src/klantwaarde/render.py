@@ -183,7 +183,8 @@ def print_lists(result: ListsResult, as_of: dt.date, console: Console) -> None:
                       f"{m.cross_sell:,}", f"{m.loss_accounts:,}")
     console.print(table)
     console.print(f"Written to {escape(str(result.folder))}: {OVERALL}.xlsx (every manager), "
-                  "index.csv (the counts above and each manager's file stem), and per manager "
+                  "index.csv (the counts above and each manager's file stem), "
+                  "control_group.csv (the held-out customers: for no manager), and per manager "
                   "a workbook managers/<stem>.xlsx and four CSV files.")
 
 

@@ -70,21 +70,38 @@ class _Events:
         return {n: np.concatenate([p[n] for p in self.parts]) for n in names}
 
 
+@dataclass(frozen=True)
+class Follow:
+    """Account managers who follow lists in one simulated month: every ``contacted`` customer
+    gets a contact of ``kind`` that month (on top of the usual ones), the ``held_out`` customers
+    (the control group) get no visit or call; everyone else behaves as without lists."""
+
+    month: int  # index of the simulated month
+    kind: str  # "visit" or "call"
+    contacted: np.ndarray  # 0-based customer numbers
+    held_out: np.ndarray
+
+
 def simulate_chunk(index: np.ndarray, pop: Population, catalog: Catalog, calendar: Calendar,
                    cfg: SimulateConfig, costs: CostsConfig, rng: np.random.Generator,
-                   first_order_id: int) -> dict[str, pa.Table]:
+                   payments: np.random.Generator, first_order_id: int,
+                   follow: Follow | None = None) -> dict[str, pa.Table]:
     """Simulate customers ``index`` (0-based numbers) over the calendar; returns the chunk's rows
-    of orders, invoices, interactions, complaints and the truth tables."""
-    sim = _Chunk(index, pop, catalog, calendar, cfg, costs, rng)
+    of orders, invoices, interactions, complaints and the truth tables. ``payments`` draws when
+    each invoice is paid, after the months, so that a month's draws from ``rng`` depend only on
+    the months before it: with a ``follow``, every row up to that month is as without it."""
+    sim = _Chunk(index, pop, catalog, calendar, cfg, costs, rng, follow)
     for t in range(calendar.months):
         sim.month(t)
-    return sim.tables(first_order_id)
+    return sim.tables(first_order_id, payments)
 
 
 class _Chunk:
     def __init__(self, index: np.ndarray, pop: Population, catalog: Catalog, calendar: Calendar,
-                 cfg: SimulateConfig, costs: CostsConfig, rng: np.random.Generator) -> None:
+                 cfg: SimulateConfig, costs: CostsConfig, rng: np.random.Generator,
+                 follow: Follow | None = None) -> None:
         self.cfg, self.costs, self.rng = cfg, costs, rng
+        self.follow = follow
         self.catalog, self.calendar = catalog, calendar
         self.ids = customer_ids(index)
         n = len(index)
@@ -132,6 +149,9 @@ class _Chunk:
         self.recent_broken = np.zeros(n, np.int32)  # broken promises in the last six months
         self.channel = take(pop.channel)
         self.manager = take(pop.manager)
+        if follow is not None:  # the followed customers of this chunk, as masks
+            self.held_out = np.isin(index, follow.held_out)
+            self.listed = np.isin(index, follow.contacted) & ~self.held_out
         self.order_count = 0
         self.closing = np.zeros((n, months + 1), np.int32)  # complaints closing per month
         self.broken = np.zeros((n, months + 1), np.int32)  # broken promises per month
@@ -198,14 +218,21 @@ class _Chunk:
         return hazard, contacted, driver
 
     def _contacts(self, t: int, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The month's visits, calls and emails; with lists followed this month, the held-out
+        customers get no visit or call and each listed one (gone or not) a contact of the
+        lists' kind on a random day. Returns who had a visit or call, and the last day."""
         rng, days = self.rng, self.calendar.days_in(t)
         rates = (self.visit_rate, self.call_rate,
                  np.full(len(alive), self.cfg.contact.emails_per_year / 12))
-        kinds = dict(zip(CONTACT_KINDS, rates, strict=True))
+        following = self.follow is not None and self.follow.month == t
         last_day = np.full(len(alive), -1)
-        for number, (kind, rate) in enumerate(kinds.items()):
+        for number, (kind, rate) in enumerate(zip(CONTACT_KINDS, rates, strict=True)):
             counts = rng.poisson(rate * alive)
+            if following and kind != "email":
+                counts[self.held_out] = 0
             who = np.repeat(np.arange(len(alive)), counts)
+            if following and kind == self.follow.kind:
+                who = np.concatenate([who, np.nonzero(self.listed & (self.state > 0))[0]])
             day = rng.integers(0, days, len(who))
             if kind != "email":
                 np.maximum.at(last_day, who, day)
@@ -311,10 +338,11 @@ class _Chunk:
 
     # -- output ------------------------------------------------------------------------------
 
-    def tables(self, first_order_id: int) -> dict[str, pa.Table]:
+    def tables(self, first_order_id: int, payments: np.random.Generator
+               ) -> dict[str, pa.Table]:
         return {
             "orders": self._order_lines(first_order_id),
-            "invoices": self._invoices(first_order_id),
+            "invoices": self._invoices(first_order_id, payments),
             "interactions": self._interactions(),
             "complaints": self._complaint_rows(),
             "truth_months": self._truth_rows(),
@@ -339,14 +367,14 @@ class _Chunk:
             "channel": _labels(list(self.cfg.ordering.channels), self.channel[customer]),
         })
 
-    def _invoices(self, first_order_id: int) -> pa.Table:
+    def _invoices(self, first_order_id: int, payments: np.random.Generator) -> pa.Table:
         """One invoice per order, for the order's net amount; unpaid ones have no paid date."""
         orders, lines = self.out["orders"].columns(), self.out["lines"].columns()
         net = np.bincount(lines["order"], weights=lines["gross"] - lines["discount"],
                           minlength=len(orders["customer"]))
         customer = orders["customer"]
         due = orders["date"] + self.cfg.payment.terms_days
-        late = np.round(self.rng.exponential(np.maximum(self.mean_days_late[customer], 0.1))
+        late = np.round(payments.exponential(np.maximum(self.mean_days_late[customer], 0.1))
                         - 2).astype(int)
         paid = due + late
         order_id = first_order_id + np.arange(len(customer))
