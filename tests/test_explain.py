@@ -12,10 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from conftest import run_cli, simulated_base
-from klantwaarde.cli import app
 from klantwaarde.config import load_config
 from klantwaarde.decisions import contact_cost
 from klantwaarde.lists import build_lists
@@ -32,11 +30,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("explain")
     store = root / "scores" / "scores.duckdb"
     base, config = simulated_base(root, store, automatic=True)
-    runner = CliRunner()
     for args in (["train", "--source", str(base), "--as-of", TRAIN_AS_OF],
                  ["score", "--source", str(base), "--as-of", AS_OF]):
-        result = runner.invoke(app, [*args, "--config", str(config)])
-        assert result.exit_code == 0, result.output + repr(result.exception)
+        result = run_cli(*args, "--config", str(config), timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
     return {"root": root, "base": base, "config": config, "parquet": store.parent / "parquet"}
 
 
