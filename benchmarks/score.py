@@ -100,7 +100,8 @@ def child(step: str, source: Path, config: Path) -> None:
 
 
 def bare(src, cfg) -> dict[str, float]:
-    """Seconds of the three boosters' predict and pred_contribs on the features at AS_OF."""
+    """Seconds of the three boosters' predict and pred_contribs on the features at AS_OF (the
+    response model's meta-learner is left out: it has no reasons)."""
     import xgboost as xgb
 
     from klantwaarde.features import features_at
@@ -115,7 +116,9 @@ def bare(src, cfg) -> dict[str, float]:
     with one_thread(src):
         frame = model_input(features_at(src, AS_OF, cfg))
     models = []  # (booster, its first output alone, matrix)
-    for champion in champions.values():
+    for target, champion in champions.items():
+        if target == "response":  # a meta-learner, not one booster; it gives no reasons
+            continue
         pipeline = champion.model.pipeline
         booster = pipeline.named_steps["model"].get_booster()
         models.append((booster, first_output(booster), xgb.DMatrix(
