@@ -41,6 +41,7 @@ bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/dat
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/cdnow.py
 	$(BIN)/python benchmarks/score.py
+	$(BIN)/python benchmarks/decisions.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
