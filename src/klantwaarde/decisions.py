@@ -41,7 +41,7 @@ AT_RISK, HELD_OUT, WIN_BACK = "at risk", "held out", "win-back"
 
 def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
     """Account managers, with ``unassigned`` for customers without one (null or blank)."""
-    blank = column.fillna("").astype(str).str.strip().eq("")
+    blank = column.astype(object).fillna("").astype(str).str.strip().eq("")
     return column.where(~blank, unassigned).astype(object)
 
 
