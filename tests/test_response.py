@@ -78,7 +78,7 @@ def test_the_response_model_is_trained_compared_and_promoted(trained) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{config / 'store' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["klantwaarde"],
                               filter_string="tags.target = 'response'")
-    assert sorted(runs["tags.candidate"]) == ["s_learner", "t_learner", "x_learner"]
+    assert sorted(runs["tags.candidate"]) == ["s_learner", "t_learner", "what_if", "x_learner"]
     assert runs["metrics.qini"].notna().all() and runs["metrics.uplift_top10"].notna().all()
     # the share without estimate: at least the public sector's customers
     assert (runs["metrics.no_estimate_share"] > 0.05).all()

@@ -202,8 +202,8 @@ def test_same_seed_same_metrics_promotion_by_rule_and_no_protected_attribute(
                                    filter_string="tags.candidate != ''")
         runs.append(found.set_index("tags.mlflow.runName").filter(like="metrics.").sort_index())
         assert (store / "artifacts").is_dir()
-    # 3 targets x 3 candidates, BG/NBD + Gamma-Gamma, and the response model's 3 meta-learners
-    assert len(runs[0]) == 13
+    # 3 targets x 3 candidates, BG/NBD + Gamma-Gamma, and the response model's 4 meta-learners
+    assert len(runs[0]) == 14
     assert "btyd" in runs[0].index
     pd.testing.assert_frame_equal(runs[0], runs[1])
 

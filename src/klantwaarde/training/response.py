@@ -14,7 +14,12 @@ holds no comparable contacted (or uncontacted) customers, and the effect is NaN,
   the contact, whose effect is the difference between its predictions without and with a
   contact. One model over both arms pools what contacted and uncontacted customers share, so a
   small effect that varies with the customer (a contact matters most where attention lapsed)
-  is estimated with less noise than as the difference of two models.
+  is estimated with less noise than as the difference of two models;
+- ``what_if``: an S-learner whose treatment is what a call changes in the features: an xgboost
+  churn model of the customers as they are, and its effect the churn it predicts now minus the
+  churn it predicts had a call just been made (``CALLED``: no days since the last contact and
+  call, one more contact and call in the windows). It needs the attention features (an
+  interactions table); where they are missing its effect is 0.
 """
 
 from __future__ import annotations
@@ -37,8 +42,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from klantwaarde.training.matrix import FeatureMatrix
 
-Learner = Literal["t_learner", "x_learner", "s_learner"]
-LEARNERS: tuple[Learner, ...] = ("t_learner", "x_learner", "s_learner")
+Learner = Literal["t_learner", "x_learner", "s_learner", "what_if"]
+LEARNERS: tuple[Learner, ...] = ("t_learner", "x_learner", "s_learner", "what_if")
+# a call just made, in the attention features: set to a value, or a number added
+CALLED = {"days_since_last_contact": ("set", 0), "days_since_last_call": ("set", 0),
+          "contacts_3m": ("add", 1), "contacts_12m": ("add", 1), "calls_12m": ("add", 1)}
 
 
 class ResponseModel(BaseEstimator):
@@ -70,6 +78,9 @@ class ResponseModel(BaseEstimator):
             self.arms_ = [_logistic().fit(m[treated == arm], churned[treated == arm])
                           for arm in (False, True)]
             return self
+        if self.learner == "what_if":
+            self.arms_ = [self._xgb(xgb.XGBClassifier).fit(m, churned)]
+            return self
         churn = self._xgb(xgb.XGBRegressor, objective="reg:logistic")
         learner = (SLearner(overall_model=churn, allow_missing=True)
                    if self.learner == "s_learner" else
@@ -97,12 +108,23 @@ class ResponseModel(BaseEstimator):
         if self.learner == "t_learner":
             untreated, treated = (arm.predict_proba(m)[:, 1] for arm in self.arms_)
             reduction = untreated - treated
+        elif self.learner == "what_if":
+            called = self.matrix_.transform(_called(X))
+            reduction = (self.arms_[0].predict_proba(m)[:, 1]
+                         - self.arms_[0].predict_proba(called)[:, 1])
         else:
             with _missing_values_allowed():
                 reduction = -np.asarray(self.arms_[0].effect(m), float).ravel()
         p = self.propensity_.predict_proba(m)[:, 1]
         overlap = (p >= self.min_propensity) & (p <= 1 - self.min_propensity)
         return np.where(overlap, reduction, np.nan)
+
+
+def _called(X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+    """``X`` had a call just been made (``CALLED``, for the columns it has)."""
+    changed = {name: (X[name].where(X[name].isna(), value) if how == "set" else X[name] + value)
+               for name, (how, value) in CALLED.items() if name in X}
+    return X.assign(**changed)
 
 
 @contextmanager
