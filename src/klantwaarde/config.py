@@ -351,7 +351,7 @@ class SelectionConfig(Section):
     churn: Literal["roc_auc", "pr_auc", "emp_per_customer", "lift_top10"]
     margin: Literal["normalized_gini", "spearman"]
     upgrade: Literal["mean_roc_auc"]
-    response: Literal["qini", "uplift_top10"]
+    response: Literal["what_if", "qini", "uplift_top10"]
 
 
 class PromotionConfig(Section):

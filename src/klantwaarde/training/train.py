@@ -166,8 +166,9 @@ def train(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
                 results = [_candidate(target, name, labels, sets, cfg, profile, Path(tmp), step)
                            for name in (LEARNERS if target == "response" else CANDIDATES)]
                 found += results + ([classical[target]] if target in classical else [])
-                key = getattr(cfg.models.selection, target)
-                best = max(results, key=lambda r: _or_minus_inf(r.metrics[key]))
+                key, named = _selection(cfg, target)
+                best = (next(r for r in results if r.candidate == named) if named else
+                        max(results, key=lambda r: _or_minus_inf(r.metrics[key])))
                 mlflow.log_metric(f"{target}_best_{key}", best.metrics[key])
                 mlflow.set_tag(f"{target}_best", best.candidate)
                 version = registry.register(target, best.model_id)
@@ -404,17 +405,28 @@ def _requirements() -> list[str]:
         ("pandas", "pandas"), ("numpy", "numpy"), ("econml", "econml"))]
 
 
+def _selection(cfg: Config, target: TargetName) -> tuple[str, str | None]:
+    """The validation metric that picks the challenger of ``target``, and the candidate that
+    selection names instead, if any (the response model's ``what_if``: its observed Qini is
+    the metric logged)."""
+    key = getattr(cfg.models.selection, target)
+    return ("qini", key) if key in LEARNERS else (key, None)
+
+
 def _verdict(target: TargetName, best: Candidate, challenger: registry.Version,
              labels: list[str], sets: Sets, cfg: Config) -> Verdict:
     """The configured promotion rule: the challenger beats the champion on this validation
     snapshot by ``min_improvement`` on the selection metric (or there is no champion)."""
     rule = cfg.models.promotion
-    key = getattr(cfg.models.selection, target)
+    key, named = _selection(cfg, target)
     new = f"challenger version {challenger.version}"
     champion = registry.alias_version(target, registry.CHAMPION)
     if champion is None:
         return Verdict(challenger, True, f"{target}: no champion yet; the {new} wins")
     old = f"champion version {champion.version}"
+    if named:
+        return Verdict(challenger, True, f"{target}: the {new} is the {named} learner that "
+                       f"models.yaml selection names; it replaces the {old}")
     # as scoring calls it: on the feature table, which holds more columns than the signature
     model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     try:
