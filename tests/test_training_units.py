@@ -368,3 +368,12 @@ def test_a_training_killed_at_any_moment_moves_no_challenger(
         trained: Trained, at: float | tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     _kill_and_check(trained, at)
+
+
+def test_the_response_selection_can_name_the_what_if_learner(tmp_path: Path) -> None:
+    from klantwaarde.training.train import _selection
+
+    (tmp_path / "models.yaml").write_text("selection: {response: what_if}\n")
+    assert _selection(load_config(tmp_path), "response") == ("qini", "what_if")
+    assert _selection(load_config(), "response") == ("qini", None)  # the default: by metric
+    assert _selection(load_config(), "churn") == ("roc_auc", None)
