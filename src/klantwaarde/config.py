@@ -392,7 +392,8 @@ class ScoringConfig(Section):
 
 
 class Capacity(Section):
-    """Contacts (visits and calls) an account manager can make in a month."""
+    """Contacts (visits and calls) an account manager can make in a month: ``managers``
+    overrides the source's managers table, which overrides ``default``."""
 
     default: int = Field(ge=0)
     managers: dict[str, Annotated[int, Field(ge=0)]] = {}

@@ -29,6 +29,7 @@ class ColumnSpec:
     kind: Kind
     required: bool = False
     enables: str = ""  # what is switched off when the column is absent
+    whole: bool = False  # a count: a whole number, at least 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,16 @@ TABLES: tuple[TableSpec, ...] = (
             _c("product_id", Kind.ID, required=True),
             _c("category", Kind.TEXT, enables="categories by product"),
             _c("unit_cost", Kind.AMOUNT, enables="cost of goods from quantity × unit cost"),
+        ),
+    ),
+    TableSpec(
+        "managers", "one row per account manager", key="account_manager",
+        enables="capacities per account manager from the source (lists.yaml sets them "
+        "otherwise)",
+        columns=(
+            _c("account_manager", Kind.ID, required=True),
+            _c("capacity", Kind.NUMBER, whole=True, enables="capacities from the source "
+               "(lists.yaml's capacity.default otherwise)"),
         ),
     ),
 )

@@ -1,8 +1,9 @@
 """Decisions: who each account manager contacts this month, within what that manager can do.
 
-A pure function of one month's scores (one row per customer, the scores table's columns) and
-``lists.yaml``. A manager's ``capacity`` is the contacts (visits and calls) that manager can
-make in a month; retention and cross-sell compete for it, each customer at most one contact:
+A pure function of one month's scores (one row per customer, the scores table's columns),
+``lists.yaml`` and the capacities of the source's ``managers`` table. A manager's ``capacity`` is
+the contacts (visits and calls) that manager can make in a month (``capacities``); retention and
+cross-sell compete for it, each customer at most one contact:
 
 - **at risk**: a retention contact, worth the expected saved margin (the ``contact_effect`` of
   the response model, at most the churn probability, x the predicted net margin of the coming
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -45,9 +47,13 @@ def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
     return column.where(~blank, unassigned).astype(object)
 
 
-def capacities(managers: pd.Series, cfg: ListsConfig) -> pd.Series:
-    """Each customer's manager's capacity; an override for a manager with no customer is an
-    input error (a misspelt name would otherwise silently get the default)."""
+def capacities(managers: pd.Series, cfg: ListsConfig,
+               managers_capacity: Mapping[str, int] | None = None) -> pd.Series:
+    """Each customer's manager's capacity: the manager's override in lists.yaml, else the
+    manager's capacity in the source's managers table (``managers_capacity``: name → capacity,
+    managers whose cell is empty left out), else ``capacity.default``. An override for a manager
+    with no customer is an input error (a misspelt name would otherwise silently get the
+    default); the managers table may name managers without customers this month."""
     unknown = sorted(set(cfg.capacity.managers) - set(managers))
     if unknown:
         known = ", ".join(sorted(set(managers))[:10])
@@ -55,7 +61,8 @@ def capacities(managers: pd.Series, cfg: ListsConfig) -> pd.Series:
             f"lists.yaml: key 'capacity.managers.{unknown[0]}': no scored customer has account "
             f"manager {unknown[0]!r} (managers this month: {known}). Fix the name, or remove "
             "the override.")
-    return managers.map(cfg.capacity.managers).fillna(cfg.capacity.default).astype(int)
+    return (managers.map(cfg.capacity.managers).fillna(managers.map(managers_capacity or {}))
+            .fillna(cfg.capacity.default).astype(int))
 
 
 def contact_cost(costs: CostsConfig, contact: str) -> float:
@@ -85,12 +92,14 @@ def expected_saved_margin(scores: pd.DataFrame, costs: CostsConfig, horizon_mont
 
 
 def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsConfig,
-           horizon_months: int) -> pd.DataFrame:
+           horizon_months: int, managers_capacity: Mapping[str, int] | None = None
+           ) -> pd.DataFrame:
     """Per customer (the index of ``scores``): ``retention`` (at risk, held out, win-back or
     none), ``cross_sell`` (on the cross-sell sheet), ``expected_saved_margin``,
-    ``cross_sell_margin`` and the manager's ``capacity``."""
+    ``cross_sell_margin`` and the manager's ``capacity`` (see ``capacities``;
+    ``managers_capacity`` holds those of the source's managers table, none without one)."""
     managers = scores.account_manager
-    capacity = capacities(managers, cfg)
+    capacity = capacities(managers, cfg, managers_capacity)
     gone = scores.days_since_last_order.astype(float) > cfg.win_back_after_days
     loss = scores.category.eq(LOSS_ACCOUNT)
     saved = expected_saved_margin(scores, costs, horizon_months, cfg.contact)

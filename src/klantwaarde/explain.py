@@ -91,7 +91,8 @@ class Explanation:
 def scored_row(cfg: Config, as_of: dt.date, customer: str) -> pd.Series:
     """The customer's row of the month ``as_of`` in the scores table's Parquet copies, with the
     month's decisions (stored when it was scored; for a month scored before they were, those of
-    ``decisions.decide`` with today's lists.yaml); an
+    ``decisions.decide`` with today's lists.yaml and its capacities alone, without a managers
+    table's); an
     input error naming the months held, or the customer, how many were scored and the fix."""
     scores = read_scores(cfg.scoring.parquet, as_of)
     wanted = customer.strip()

@@ -98,7 +98,8 @@ class ListsResult:
 def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
     """The lists of a month's scores (one row per customer, the scores table's columns): the
     decisions taken when the month was scored, or, for a month scored before klantwaarde
-    stored them, the decisions of today's ``lists.yaml``."""
+    stored them, the decisions of today's ``lists.yaml`` (its capacities alone: no source is
+    read here, so a managers table's are not)."""
     lc = cfg.lists
     scores = scores.assign(account_manager=managers_of(scores.account_manager, lc.unassigned))
     if "capacity" not in scores or scores.capacity.isna().any():

@@ -338,6 +338,13 @@ def _rules(spec: TableSpec, raw: RawTable, horizon: tuple[dt.date, dt.date] | No
         if col.kind in (Kind.AMOUNT, Kind.NUMBER) and _may_be_non_finite(raw.table[col.name]):
             yield _Rule(col.name, "finite", lambda t, w=typed: w(t).isnan() | w(t).isinf(),
                         *_non_finite(col))
+        if col.whole:  # NaN and infinity are the finite rule's
+            yield _Rule(col.name, "whole",
+                        lambda t, w=typed: ~(w(t).isnan() | w(t).isinf())
+                        & ((w(t) < 0) | (w(t) % 1 != 0)),
+                        "not a whole number of at least 0",
+                        "write a count such as 0, 12 or 30 (no fraction, no minus sign), or "
+                        "leave the cell empty if it is unknown")
         if col.kind is Kind.DATE and horizon is not None:
             first, last = horizon
             late = last + dt.timedelta(days=gap_days)

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from klantwaarde.config import Config
+from klantwaarde.contract import table_spec
 from klantwaarde.decisions import AT_RISK, decide, managers_of
 from klantwaarde.errors import InputError
 from klantwaarde.features import CategoryValue, scoring_input
@@ -29,6 +30,7 @@ from klantwaarde.scoring.store import SCHEMA, check_unlocked, write_scores
 from klantwaarde.sources import Source, one_thread
 from klantwaarde.training import registry
 from klantwaarde.training.model import model_input
+from klantwaarde.typed import typed_table
 
 Step = Callable[[str], None]
 SEGMENT = ["customer_id", "account_manager", "revenue", "net_margin", "tier", "category", "cell",
@@ -93,7 +95,8 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     step("choosing the lists within each manager's capacity")
     managers = managers_of(scores.account_manager, cfg.lists.unassigned)
     scores = scores.join(decide(scores.assign(account_manager=managers), as_of, cfg.lists,
-                                cfg.costs, cfg.labels.horizon_months))
+                                cfg.costs, cfg.labels.horizon_months,
+                                managers_capacity(source)))
     for target, rows in _explained(scores, cfg).items():
         step(f"{target}: reasons for {rows.sum():,} customers")
         scores[f"{target}_reasons"] = _reasons(target, champions[target], frame, rows,
@@ -209,6 +212,19 @@ def _contact_effect(response: pd.DataFrame | None, rows: int, notices: list[str]
                    "contact_effect (train on a source with an interactions table, then "
                    "klantwaarde promote --target response)")
     return {"contact_effect": np.full(rows, np.nan), "response_version": [None] * rows}
+
+
+def managers_capacity(source: Source) -> dict[str, int]:
+    """Each account manager's capacity in the source's managers table (validated: one row per
+    manager, whole numbers); none without the table or its capacity column, and none for a
+    manager whose cell is empty: those get lists.yaml's."""
+    raw = source.tables.get("managers")
+    if raw is None or "capacity" not in raw.table.columns:
+        return {}
+    table = typed_table(raw.table, table_spec("managers"), raw.formats)
+    rows = table.filter(table.capacity.notnull()).select("account_manager", "capacity")
+    return {row["account_manager"]: int(row["capacity"])
+            for row in rows.to_pyarrow().to_pylist()}
 
 
 def _segments(source: Source, as_of: dt.date, cfg: Config) -> pd.DataFrame:

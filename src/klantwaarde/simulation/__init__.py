@@ -1,10 +1,10 @@
 """A B2B customer-base simulator with known ground truth (``klantwaarde simulate``).
 
-It writes every table of the data contract and, in ``truth/``, what no model input may read: the
-true monthly churn hazard and its dominant driver, the hazard had the account just been
-contacted (the causal effect of contact), the state (active, declining), churn events, the
-expected net margin, category adoptions and every customer's hidden traits. The same arguments
-and seed give the same bytes.
+It writes every table of the data contract but ``managers`` (whose capacities would override
+lists.yaml's) and, in ``truth/``, what no model input may read: the true monthly churn hazard
+and its dominant driver, the hazard had the account just been contacted (the causal effect of
+contact), the state (active, declining), churn events, the expected net margin, category
+adoptions and every customer's hidden traits. The same arguments and seed give the same bytes.
 
 A base can be simulated again from its record (``truth/simulation.yaml``) with account managers
 who follow a month's lists (``Follow``): every row up to the month the lists were made for is
