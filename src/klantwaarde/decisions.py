@@ -32,7 +32,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from klantwaarde.config import CostsConfig, ListsConfig
+from klantwaarde.config import Config, CostsConfig, ListsConfig
 from klantwaarde.errors import InputError
 
 LOSS_ACCOUNT = "loss account"
@@ -122,6 +122,18 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
                          "cross_sell": scores.index.isin(listed) & ~retain,
                          "expected_saved_margin": saved, "cross_sell_margin": cross,
                          "capacity": capacity}, index=scores.index)
+
+
+def decided(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> pd.DataFrame:
+    """A month of the scores table with its account managers (``managers_of``) and its
+    decisions: those taken when the month was scored, or, for a month scored before klantwaarde
+    stored them, those of ``decide`` with today's lists.yaml."""
+    scores = scores.assign(account_manager=managers_of(scores.account_manager,
+                                                       cfg.lists.unassigned))
+    if "capacity" in scores and scores.capacity.notna().all():
+        return scores
+    fresh = decide(scores, as_of, cfg.lists, cfg.costs, cfg.labels.horizon_months)
+    return scores.drop(columns=fresh.columns, errors="ignore").join(fresh)
 
 
 def _ranking(rows: pd.DataFrame, value: pd.Series, ahead: pd.Series | bool = False
