@@ -40,9 +40,9 @@ from klantwaarde.periods import anchor_of, date_of, months_before, period_of
 from klantwaarde.sources import open_source
 
 try:
-    from klantwaarde.features import features_at, training_set
+    from klantwaarde.features import features_at, scoring_input, training_set
 except ImportError:  # the engine is being written; the reference tests run on their own
-    features_at = training_set = None
+    features_at = scoring_input = training_set = None
 
 engine = pytest.mark.skipif(features_at is None, reason="klantwaarde.features not there yet")
 
@@ -757,3 +757,35 @@ def test_a_line_without_category_takes_that_of_its_product(tmp_path: Path) -> No
                        feature_names(tmp_path, CFG, AS_OF),
                        rows_of(features_of(tmp_path, AS_OF).table), AS_OF)
     assert not problems, "\n".join(problems)
+
+
+@engine
+def test_what_the_buyers_of_a_category_bring_by_hand(tmp_path: Path) -> None:
+    """Per category over the 12 months up to as_of, among the customers with revenue in it: the
+    mean revenue (scaled to the horizon), and the mean margin per industry and overall."""
+    (tmp_path / "orders.csv").write_text(
+        "customer_id,order_date,gross_amount,discount_amount,cost_amount,category\n"
+        "A1,2024-06-01,100,10,60,tools\n"    # A1 tools: revenue 300, margin 30 + 100
+        "A1,2024-02-01,200,0,100,tools\n"
+        "A1,2024-05-01,50,0,20,paint\n"      # A1 paint: 50, 30
+        "A2,2024-04-01,400,0,300,tools\n"    # A2 tools: 400, 100
+        "A2,2024-06-20,500,0,0,paint\n"      # after as_of
+        "B1,2024-03-01,80,0,40,paint\n"      # B1 paint: 80, 40
+        "B1,2023-06-15,999,0,0,garden\n"     # before the 12 months
+        "N1,2024-01-01,60,0,20,tools\n"      # N1 (no industry) tools: 60, 40
+        "N1,2024-02-01,-30,0,0,paint\n"      # no revenue in paint: not a buyer
+        "X1,2024-06-10,120,0,100,garden\n")  # X1 (not in customers) garden: 120, 20
+    (tmp_path / "customers.csv").write_text(
+        "customer_id,industry\nA1,retail\nA2, retail \nB1,bouw\nN1,\n")
+    _, value = scoring_input(open_source(str(tmp_path), CFG.source), AS_OF, CFG)
+    assert value.spend == pytest.approx({"tools": (300 + 400 + 60) / 3 * H / 12,
+                                         "paint": (50 + 80) / 2 * H / 12,
+                                         "garden": 120 * H / 12})
+    overall = {"tools": (130 + 100 + 40) / 3, "paint": (30 + 40) / 2, "garden": 20.0}
+    expected = {"": overall,
+                "retail": {"tools": (130 + 100) / 2, "paint": 30.0, "garden": 20.0},
+                "bouw": overall | {"paint": 40.0}}
+    got = value.peer_margin.to_dict(orient="index")
+    assert got.keys() == expected.keys()
+    for industry, margins in expected.items():
+        assert got[industry] == pytest.approx(margins), industry

@@ -368,6 +368,26 @@ def test_contacts_go_where_they_are_worth_most(tmp_path: Path) -> None:
     assert fallback.account_manager.value_counts().to_dict() == {"M0": 10, "M1": 10, "M2": 10}
 
 
+def test_without_a_response_model_retention_fills_capacity_before_cross_sell(
+        tmp_path: Path) -> None:
+    """Without contact_effect every at-risk candidate comes before any cross-sell in its
+    manager's capacity, even where a cross-sell margin is far above the margin at risk."""
+    cfg = _config(tmp_path, "capacity: {default: 4, managers: {M1: 1}}\ncontrol_share: 0\n")
+    # customer, manager, churn probability, margin at risk, adoption margin
+    rows = [("r1", "M0", 0.9, 100.0, None), ("r2", "M0", 0.6, 50.0, None),
+            ("both", "M0", 0.7, 10.0, 90000.0), ("x1", "M0", 0.05, 5.0, 50000.0),
+            ("x2", "M0", 0.05, 5.0, 60000.0),
+            ("m1r", "M1", 0.5, 1.0, None), ("m1x", "M1", 0.05, 1.0, 99999.0)]
+    scores = pd.DataFrame([_row(c, m, churn, risk, adopt, "small account", 1000.0)
+                           for c, m, churn, risk, adopt in rows]).assign(days_since_last_order=20)
+    assert "contact_effect" not in scores
+    decided = decide(scores, AS_OF, cfg.lists, cfg.costs, cfg.labels.horizon_months).set_index(
+        scores.customer_id)
+    assert set(decided.index[decided.retention == "at risk"]) == {"r1", "r2", "both", "m1r"}
+    assert set(decided.index[decided.cross_sell]) == {"x2"}  # M0's one place left, M1's none
+    assert decided.cross_sell_margin["both"] > scores.margin_at_risk.max()
+
+
 def test_a_month_keeps_the_decisions_taken_when_it_was_scored(tmp_path: Path) -> None:
     scores = _base(300)
     cfg = _config(tmp_path, "capacity: {default: 5}\n")

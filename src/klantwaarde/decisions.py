@@ -9,13 +9,14 @@ cross-sell compete for it, each customer at most one contact:
   the response model, at most the churn probability, x the predicted net margin of the coming
   12 months - the cost of the contact). Never loss accounts, never customers already gone.
   Where no response model scored the month, customers with a churn probability of at least
-  ``at_risk_min_probability`` by margin at risk, before any cross-sell.
+  ``at_risk_min_probability`` by margin at risk, all ranked before any cross-sell.
 - **cross-sell**: an offer of the next-best categories, worth the expected adoption margin
   (adoption probability x the 12-month margin a buyer among the customer's peers makes on the
   category - the cost of the contact), when above ``cross_sell_min_margin``; never a customer
   already gone.
-- A customer worth both gets the contact worth more. Each manager's customers are ranked by
-  that worth and the top ones fill the capacity.
+- A customer worth both gets the contact worth more (without a response model: retention).
+  Each manager's customers are ranked by that worth (retention first without a response
+  model) and the top ones fill the capacity.
 - **held out**: the control group. Going down each manager's ranking, a retention contact is
   held out with probability ``control_share``, drawn from (as_of, customer, ``control_seed``)
   alone; held-out customers are on no sheet (no contact at all) and take no capacity, so listed
@@ -33,11 +34,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from klantwaarde.config import CostsConfig, ListsConfig
+from klantwaarde.config import Config, CostsConfig, ListsConfig
 from klantwaarde.errors import InputError
 
 LOSS_ACCOUNT = "loss account"
-_AHEAD = 1e12  # without a response model, retention contacts come before any cross-sell
 AT_RISK, HELD_OUT, WIN_BACK = "at risk", "held out", "win-back"
 
 
@@ -109,13 +109,15 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
         worth = saved.where(keep)
     else:  # no response model scored the month: margin at risk, ahead of any cross-sell
         keep = ~gone & ~loss & (scores.churn_probability >= cfg.at_risk_min_probability)
-        worth = scores.margin_at_risk.astype(float).where(keep) + _AHEAD
+        worth = scores.margin_at_risk.astype(float).where(keep)
+    first = keep & saved.isna().all()  # retention ranked first, and chosen over cross-sell
     offer = (~gone & (cross > cfg.cross_sell_min_margin)).fillna(False)
-    retain = keep & ~(offer & (cross > worth))  # the contact worth more
+    retain = first | (keep & ~(offer & (cross > worth)))  # the contact worth more
     value = worth.where(retain, cross.where(offer))
     held = pd.Series(held_out_draw(as_of, scores.customer_id, cfg.control_seed)
                      < cfg.control_share, index=scores.index) & retain
-    order = _ranking(scores[value.notna()], value[value.notna()])
+    ranked = value.notna()
+    order = _ranking(scores[ranked], value[ranked], first[ranked])
     kept = ~held[order]
     # the manager still had room when this rank came up: fewer listed before it than capacity
     room = kept.groupby(managers[order]).cumsum() - kept.astype(int) < capacity[order]
@@ -131,12 +133,26 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
                          "capacity": capacity}, index=scores.index)
 
 
-def _ranking(rows: pd.DataFrame, value: pd.Series) -> pd.Index:
-    """The index of ``rows`` by manager, then ``value`` (highest first), ties by customer."""
-    keyed = pd.DataFrame({"manager": rows.account_manager, "value": value,
+def decided(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> pd.DataFrame:
+    """A month of the scores table with its account managers (``managers_of``) and its
+    decisions: those taken when the month was scored, or, for a month scored before klantwaarde
+    stored them, those of ``decide`` with today's lists.yaml."""
+    scores = scores.assign(account_manager=managers_of(scores.account_manager,
+                                                       cfg.lists.unassigned))
+    if "capacity" in scores and scores.capacity.notna().all():
+        return scores
+    fresh = decide(scores, as_of, cfg.lists, cfg.costs, cfg.labels.horizon_months)
+    return scores.drop(columns=fresh.columns, errors="ignore").join(fresh)
+
+
+def _ranking(rows: pd.DataFrame, value: pd.Series, ahead: pd.Series | bool = False
+             ) -> pd.Index:
+    """The index of ``rows`` by manager, then the rows ``ahead`` before the others, then
+    ``value`` (highest first), ties by customer."""
+    keyed = pd.DataFrame({"manager": rows.account_manager, "ahead": ahead, "value": value,
                           "customer": rows.customer_id})
-    return keyed.sort_values(["manager", "value", "customer"], ascending=[True, False, True],
-                             kind="stable").index
+    return keyed.sort_values(["manager", "ahead", "value", "customer"],
+                             ascending=[True, False, False, True], kind="stable").index
 
 
 def _top(rows: pd.DataFrame, value: pd.Series, capacity: pd.Series) -> pd.Index:

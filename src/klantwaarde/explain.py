@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from klantwaarde.config import Config
-from klantwaarde.decisions import decide, managers_of
+from klantwaarde.decisions import decided
 from klantwaarde.errors import InputError
 from klantwaarde.features.history import History, build_history
 from klantwaarde.features.snapshots import build
@@ -90,20 +90,16 @@ class Explanation:
 
 def scored_row(cfg: Config, as_of: dt.date, customer: str) -> pd.Series:
     """The customer's row of the month ``as_of`` in the scores table's Parquet copies, with the
-    month's decisions (stored when it was scored; for a month scored before they were, those of
-    ``decisions.decide`` with today's lists.yaml and its capacities alone, without a managers
-    table's); an
-    input error naming the months held, or the customer, how many were scored and the fix."""
+    month's decisions (``decisions.decided``) and its account manager as stored (None without
+    one); an input error naming the months held, or the customer, how many were scored and the
+    fix."""
     scores = read_scores(cfg.scoring.parquet, as_of)
     wanted = customer.strip()
-    found = scores[scores.customer_id == wanted]
+    found = scores.index[scores.customer_id == wanted]
     if len(found):
-        if found.capacity.notna().all():  # the decisions taken when the month was scored
-            return found.iloc[0]
-        scores = scores.assign(account_manager=managers_of(scores.account_manager,
-                                                           cfg.lists.unassigned))
-        decided = decide(scores, as_of, cfg.lists, cfg.costs, cfg.labels.horizon_months)
-        return pd.concat([found.iloc[0].drop(decided.columns), decided.loc[found.index[0]]])
+        row = decided(scores, as_of, cfg).loc[found[0]]
+        row["account_manager"] = scores.account_manager[found[0]]
+        return row
     like = scores.customer_id[scores.customer_id.str.casefold() == wanted.casefold()]
     hint = f" Did you mean {like.iat[0]}?" if len(like) else ""
     example = scores.customer_id.iat[0] if len(scores) else "none"

@@ -42,8 +42,7 @@ from klantwaarde.decisions import (
     HELD_OUT,
     LOSS_ACCOUNT,
     WIN_BACK,
-    decide,
-    managers_of,
+    decided,
 )
 from klantwaarde.errors import InputError
 from klantwaarde.staging import staged_folder
@@ -100,11 +99,7 @@ def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
     decisions taken when the month was scored, or, for a month scored before klantwaarde
     stored them, the decisions of today's ``lists.yaml`` (its capacities alone: no source is
     read here, so a managers table's are not)."""
-    lc = cfg.lists
-    scores = scores.assign(account_manager=managers_of(scores.account_manager, lc.unassigned))
-    if "capacity" not in scores or scores.capacity.isna().any():
-        decided = decide(scores, as_of, lc, cfg.costs, cfg.labels.horizon_months)
-        scores = scores.drop(columns=decided.columns, errors="ignore").join(decided)
+    scores = decided(scores, as_of, cfg)
     scores = scores.assign(cross_sell=scores.cross_sell.fillna(False).astype(bool))
     names = sorted(set(scores.account_manager), key=lambda m: (m.casefold(), m))
     capacity = dict(zip(scores.account_manager, scores.capacity.astype(int), strict=True))
@@ -116,7 +111,7 @@ def build_lists(scores: pd.DataFrame, as_of: dt.date, cfg: Config) -> Lists:
                                     < losses.account_manager.map(capacity)]
               .reset_index(drop=True)}
     held = scores[scores.retention == HELD_OUT][["customer_id", "account_manager"]]
-    return Lists(as_of, lc.contact, tuple(names), {m: capacity[m] for m in names}, tables,
+    return Lists(as_of, cfg.lists.contact, tuple(names), {m: capacity[m] for m in names}, tables,
                  held.reset_index(drop=True))
 
 

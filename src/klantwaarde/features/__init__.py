@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import ibis
 import pandas as pd
 
 from klantwaarde.config import Config
 from klantwaarde.contract import table_spec
 from klantwaarde.errors import InputError
 from klantwaarde.features.catalog import BY_NAME, FEATURES, Feature
-from klantwaarde.features.history import build_history
+from klantwaarde.features.history import History, build_history
 from klantwaarde.features.snapshots import FeatureSet, build
 from klantwaarde.periods import anchor_of, months_before, period_of
 from klantwaarde.sources import Source
@@ -39,22 +40,13 @@ def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1)
 @dataclass(frozen=True)
 class CategoryValue:
     """What the buyers of each product category bring, from the last 12 months: ``spend``, a
-    buyer's mean revenue in it, scaled to the label horizon; ``bought``, each customer's margin
-    on each category it bought (customer_id, category, margin: revenue - discounts - cost of
-    goods)."""
+    buyer's mean revenue in it, scaled to the label horizon; ``peer_margin``, a buyer's mean
+    margin on it (revenue - discounts - cost of goods; columns) among the customers of each
+    industry (index; the customers table's industry) and among all customers (index ``""``,
+    also where an industry has no buyer of the category)."""
 
     spend: dict[str, float]
-    bought: pd.DataFrame
-
-    def peer_margin(self, industry: pd.Series) -> pd.DataFrame:
-        """A buyer's mean 12-month margin per category (columns) among the customers of each
-        industry (index; ``industry`` maps customer_id to it), and among all customers (index
-        ``""``, also where an industry has no buyer of the category)."""
-        bought = self.bought.assign(industry=self.bought.customer_id.map(industry).fillna(""))
-        everyone = bought.groupby("category").margin.mean().rename("")
-        peers = bought[bought.industry != ""].pivot_table(
-            index="industry", columns="category", values="margin", aggfunc="mean")
-        return pd.concat([everyone.to_frame().T, peers]).rename_axis("industry").fillna(everyone)
+    peer_margin: pd.DataFrame
 
 
 def scoring_input(source: Source, as_of: dt.date, cfg: Config
@@ -65,18 +57,39 @@ def scoring_input(source: Source, as_of: dt.date, cfg: Config
     last = period_of(as_of, anchor)
     history = build_history(source, cfg, anchor, last)
     fs = build(history, cfg, [last], labels=False)
+    return fs, _category_value(history, cfg)
+
+
+def _category_value(history: History, cfg: Config) -> CategoryValue:
+    """The buyers' means per category, aggregated in the engine: only the industry x category
+    table comes back."""
     if not history.categories:
-        return fs, CategoryValue({}, pd.DataFrame(columns=["customer_id", "category", "margin"]))
-    lines = history.lines
+        return CategoryValue({}, pd.DataFrame(index=pd.Index([], name="industry")))
+    lines, last = history.lines, history.last
     recent = lines.filter((lines.p > last - 12) & (lines.p <= last) & (lines.category_bit_ > 0))
     per = recent.group_by(["customer_id", "category_bit_"]).aggregate(
         revenue=recent.gross_amount.sum(),
         margin=(recent.gross_amount - recent.discount_.fill_null(0) - recent.cogs_).sum())
-    bought = per.filter(per.revenue > 0).to_pandas()
+    bought = per.filter(per.revenue > 0)
+    customers = history.customers
+    if customers is not None and "industry" in customers.columns:
+        bought = bought.left_join(customers.select("customer_id", "industry"), "customer_id") \
+            .drop("customer_id_right")
+    else:
+        bought = bought.mutate(industry=ibis.null("string"))
+    means = {"revenue": ibis._.revenue.mean(), "margin": ibis._.margin.mean()}
+    everyone = bought.group_by("category_bit_").aggregate(**means) \
+        .mutate(industry=ibis.literal(""))
+    peers = bought.filter(bought.industry.notnull()).group_by(["industry", "category_bit_"]) \
+        .aggregate(**means)
+    columns = ["industry", "category_bit_", "revenue", "margin"]
+    found = everyone.select(columns).union(peers.select(columns)).to_pandas()
     bits = {1 << i: name for i, name in enumerate(history.categories)}
-    bought["category"] = bought.category_bit_.map(bits)
-    spend = bought.groupby("category").revenue.mean() * (cfg.labels.horizon_months / 12)
-    return fs, CategoryValue(spend.to_dict(), bought[["customer_id", "category", "margin"]])
+    found["category"] = found.category_bit_.map(bits)
+    margin = found.pivot(index="industry", columns="category", values="margin")
+    overall = found[found.industry == ""].set_index("category")
+    spend = overall.revenue * (cfg.labels.horizon_months / 12)
+    return CategoryValue(spend.to_dict(), margin.fillna(overall.margin))
 
 
 def training_set(source: Source, cfg: Config, cutoff: dt.date, snapshots: int) -> FeatureSet:

@@ -193,7 +193,7 @@ def _next_best(upgrade: pd.DataFrame, frame: pd.DataFrame, value: CategoryValue,
     spend = np.array([value.spend.get(c, 0.0) for c in categories])
     industry = (frame.industry.astype(object).fillna("").astype(str) if "industry" in frame
                 else pd.Series("", index=frame.index))
-    peers = value.peer_margin(pd.Series(industry.to_numpy(), index=frame.customer_id.astype(str)))
+    peers = value.peer_margin
     margin = peers.reindex(index=industry.where(industry.isin(peers.index), ""),
                            columns=categories).fillna(0.0).to_numpy(float)
     names = np.array(categories, dtype=object)[best]
