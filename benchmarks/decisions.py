@@ -11,6 +11,10 @@ saved margin for the same number of calls (the top of the true ranking):
   delivered          the at-risk sheets as ``klantwaarde lists`` writes them (control group
                      held out, win-back and loss accounts excluded), and the same sheets without
                      a control group (``control_share: 0``)
+  per manager's best the delivered sheets against the best possible for as many calls by each
+                     manager (a manager cannot make another's calls)
+  every listed contact  the at-risk and cross-sell sheets together: a cross-sell call restores
+                     attention too
   margin at risk     churn probability x predicted future net margin, the top N customers
   churn probability  the top N by churn probability
   random             N customers drawn at random (mean of 200 draws)
@@ -112,6 +116,14 @@ def share_of_best(chosen: pd.Index, saved: pd.Series) -> float:
     return float(saved[chosen].sum() / best) if best > 0 else float("nan")
 
 
+def share_of_managers_best(chosen: pd.Index, saved: pd.Series, managers: pd.Series) -> float:
+    """The true saved margin of ``chosen`` over the best possible for as many calls per
+    manager (a manager cannot make another manager's calls)."""
+    calls = managers[chosen].value_counts()
+    best = sum(saved[managers == m].clip(lower=0).nlargest(n).sum() for m, n in calls.items())
+    return float(saved[chosen].sum() / best) if best > 0 else float("nan")
+
+
 def top(value: pd.Series, n: int) -> pd.Index:
     return value.sort_values(ascending=False, kind="stable").index[:n]
 
@@ -147,7 +159,13 @@ def main() -> None:
             figures[name] = share_of_best(listed, saved)
             if control:
                 n = len(listed)
-                cross = lists.tables[CROSS_SELL].customer_id.nunique() / len(scores)
+                offered = scores.customer_id.isin(lists.tables[CROSS_SELL].customer_id)
+                cross = offered.mean()
+                managers = lists_managers(scores, cfg)
+                figures["delivered, per manager's best"] = share_of_managers_best(
+                    listed, saved, managers)
+                contacts = scores.index[offered].union(listed)
+                figures["every listed contact"] = share_of_best(contacts, saved)
         figures |= {
             "margin at risk": share_of_best(top(scores.margin_at_risk, n), saved),
             "churn probability": share_of_best(top(scores.churn_probability, n), saved),
@@ -164,6 +182,12 @@ def main() -> None:
         ratio = table.loc["delivered", col] / max(table.loc["churn probability", col], 1e-9)
         print(f"{col}: delivered / churn probability = {ratio:,.1f}x")
     print(response_quality(scores, saved, base))
+
+
+def lists_managers(scores: pd.DataFrame, cfg) -> pd.Series:
+    from klantwaarde.decisions import managers_of
+
+    return managers_of(scores.account_manager, cfg.lists.unassigned)
 
 
 def _true_hazard(base: Path, scores: pd.DataFrame) -> pd.Series:

@@ -88,7 +88,8 @@ def config(tmp_path: Path) -> Path:
     store, parquet = tmp_path / "scores" / "scores.duckdb", tmp_path / "scores" / "parquet"
     (folder / "scoring.yaml").write_text(yaml.safe_dump({"store": str(store),
                                                          "parquet": str(parquet)}))
-    (folder / "lists.yaml").write_text("capacity: {default: 2}\ncontrol_share: 0\n")
+    (folder / "lists.yaml").write_text("capacity: {default: 2}\ncontrol_share: 0\n"
+                                       "cross_sell_attributable: 1\n")
     rows = [_row(*c) for c in CUSTOMERS]
     write_scores(store, parquet, AS_OF, pa.Table.from_pylist(rows, schema=SCHEMA))
     return folder
@@ -297,7 +298,7 @@ def _base(n: int, managers: int = 3) -> pd.DataFrame:
     rows["category"] = np.where(rows.net_margin < 0, LOSS, "small account")
     rows["days_since_last_order"] = np.where(np.arange(n) % 5 == 0, 200, 20)
     rows["contact_effect"] = rng.uniform(-0.01, 0.2, n)
-    rows["adoption_margin"] = rng.uniform(0, 4000, n)
+    rows["adoption_margin"] = rng.uniform(0, 15000, n)
     return rows
 
 
@@ -340,15 +341,18 @@ def test_contacts_go_where_they_are_worth_most(tmp_path: Path) -> None:
     costs, horizon = cfg.costs, cfg.labels.horizon_months
     effect = scores.contact_effect.clip(upper=scores.churn_probability)  # at most the risk
     saved = effect * scores.future_net_margin.clip(lower=0) * 12 / horizon - costs.per_call
-    cross = scores.adoption_margin - costs.per_call
+    offered = cfg.lists.cross_sell_attributable * scores.adoption_margin  # the offer's doing
+    cross = offered - costs.per_call
     here = scores.days_since_last_order <= 120
-    worth = pd.concat([saved.where(here & (saved > 0) & (scores.category != LOSS)),
-                       cross.where(here & (cross > 0))], axis=1).max(axis=1)
-    expected = scores.assign(worth=worth, saved=saved, cross=cross).dropna(subset="worth")
+    keep, offer = here & (saved > 0) & (scores.category != LOSS), here & (cross > 0)
+    # one contact, one cost: the saved margin and the offer's margin together
+    worth = (saved.where(keep, -costs.per_call) + offered.where(offer, 0)).where(keep | offer)
+    expected = scores.assign(worth=worth, saved=saved.where(keep), cross=cross.where(offer)
+                             ).dropna(subset="worth")
     at_risk, offers = lists.tables["at risk"], lists.tables["cross-sell"]
     for manager, mine in expected.groupby("account_manager"):
         best = mine.nlargest(10, "worth")
-        retain = best[best.saved >= best.cross]
+        retain = best[best.saved.notna() & ~(best.cross > best.saved)]
         assert set(at_risk.customer_id[at_risk.account_manager == manager]) == set(
             retain.customer_id)
         assert set(offers.customer_id[offers.account_manager == manager]) == set(

@@ -409,6 +409,7 @@ class ListsConfig(Section):
     win_back_after_days: int = Field(gt=0)
     at_risk_min_probability: Share
     cross_sell_min_margin: float
+    cross_sell_attributable: Share
     unassigned: str = Field(pattern=r"\S")
 
 

@@ -10,13 +10,15 @@ cross-sell compete for it, each customer at most one contact:
   12 months - the cost of the contact). Never loss accounts, never customers already gone.
   Where no response model scored the month, customers with a churn probability of at least
   ``at_risk_min_probability`` by margin at risk, all ranked before any cross-sell.
-- **cross-sell**: an offer of the next-best categories, worth the expected adoption margin
-  (adoption probability x the 12-month margin a buyer among the customer's peers makes on the
-  category - the cost of the contact), when above ``cross_sell_min_margin``; never a customer
-  already gone.
-- A customer worth both gets the contact worth more (without a response model: retention).
-  Each manager's customers are ranked by that worth (retention first without a response
-  model) and the top ones fill the capacity.
+- **cross-sell**: an offer of the next-best categories, worth the share of the expected
+  adoption margin that the offer brings about (``cross_sell_attributable`` x the adoption
+  probability x the 12-month margin a buyer among the customer's peers makes on the category -
+  the cost of the contact), when above ``cross_sell_min_margin``; never a customer already gone.
+- One contact does both: it restores attention and makes the offer. Each manager's customers
+  are ranked by what their contact is worth (the expected saved margin plus the attributable
+  adoption margin, one contact's cost), and the top ones fill the capacity; a customer worth
+  both is on the sheet of the larger part. Without a response model, the at-risk candidates
+  come first, all on the at-risk sheet.
 - **held out**: the control group. Going down each manager's ranking, a retention contact is
   held out with probability ``control_share``, drawn from (as_of, customer, ``control_seed``)
   alone; held-out customers are on no sheet (no contact at all) and take no capacity, so listed
@@ -103,7 +105,9 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
     gone = scores.days_since_last_order.astype(float) > cfg.win_back_after_days
     loss = scores.category.eq(LOSS_ACCOUNT)
     saved = expected_saved_margin(scores, costs, horizon_months, cfg.contact)
-    cross = scores.adoption_margin.astype(float) - contact_cost(costs, cfg.contact)
+    cost = contact_cost(costs, cfg.contact)
+    offered = cfg.cross_sell_attributable * scores.adoption_margin.astype(float)
+    cross = offered - cost
     if saved.notna().any():
         keep = ~gone & ~loss & (saved > 0)
         worth = saved.where(keep)
@@ -112,8 +116,10 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
         worth = scores.margin_at_risk.astype(float).where(keep)
     first = keep & saved.isna().all()  # retention ranked first, and chosen over cross-sell
     offer = (~gone & (cross > cfg.cross_sell_min_margin)).fillna(False)
-    retain = first | (keep & ~(offer & (cross > worth)))  # the contact worth more
-    value = worth.where(retain, cross.where(offer))
+    retain = first | (keep & ~(offer & (cross > worth)))  # the sheet whose part is larger
+    # one contact does both, for one cost: it restores attention and makes the offer
+    value = worth.where(first, worth.where(keep, -cost) + offered.where(offer, 0))
+    value = value.where(keep | offer)
     held = pd.Series(held_out_draw(as_of, scores.customer_id, cfg.control_seed)
                      < cfg.control_share, index=scores.index) & retain
     ranked = value.notna()

@@ -38,8 +38,7 @@ MARK = ".klantwaarde-demo"
 SETTINGS: dict[str, dict[str, Any]] = {
     "models": {"store": "models", "promotion": {"automatic": True},
                "xgboost": {"max_rounds": {"churn": 300, "margin": 300, "upgrade": 100},
-                           "search": {"max_depth": [4], "learning_rate": [0.1]}},
-               "response": {"rounds": 100}},
+                           "search": {"max_depth": [4], "learning_rate": [0.1]}}},
     "scoring": {"store": "scores/scores.duckdb", "parquet": "scores/parquet"},
 }
 

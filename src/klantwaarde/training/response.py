@@ -18,8 +18,10 @@ holds no comparable contacted (or uncontacted) customers, and the effect is NaN,
 - ``what_if``: an S-learner whose treatment is what a call changes in the features: an xgboost
   churn model of the customers as they are, and its effect the churn it predicts now minus the
   churn it predicts had a call just been made (``CALLED``: no days since the last contact and
-  call, one more contact and call in the windows). It needs the attention features (an
-  interactions table); where they are missing its effect is 0.
+  call, one more contact and call in the windows). Its churn can only rise as attention lapses
+  (monotone constraints, ``ATTENTION``), so the effect of a call is never negative and does not
+  shrink to noise as the model grows. It needs the attention features (an interactions table);
+  where they are missing its effect is 0.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ LEARNERS: tuple[Learner, ...] = ("t_learner", "x_learner", "s_learner", "what_if
 # a call just made, in the attention features: set to a value, or a number added
 CALLED = {"days_since_last_contact": ("set", 0), "days_since_last_call": ("set", 0),
           "contacts_3m": ("add", 1), "contacts_12m": ("add", 1), "calls_12m": ("add", 1)}
+# the what-if churn model's constraints: churn cannot fall as attention lapses (+1: rises with
+# the days since a contact, -1: falls with more contacts), so a call never raises it
+ATTENTION = {"days_since_last_contact": 1, "days_since_last_call": 1, "contacts_3m": -1,
+             "contacts_12m": -1, "calls_12m": -1}
 
 
 class ResponseModel(BaseEstimator):
@@ -79,7 +85,9 @@ class ResponseModel(BaseEstimator):
                           for arm in (False, True)]
             return self
         if self.learner == "what_if":
-            self.arms_ = [self._xgb(xgb.XGBClassifier).fit(m, churned)]
+            names = self.matrix_.get_feature_names_out()
+            self.arms_ = [self._xgb(xgb.XGBClassifier, monotone_constraints=tuple(
+                ATTENTION.get(name, 0) for name in names)).fit(m, churned)]
             return self
         churn = self._xgb(xgb.XGBRegressor, objective="reg:logistic")
         learner = (SLearner(overall_model=churn, allow_missing=True)
