@@ -370,10 +370,10 @@ def test_a_training_killed_at_any_moment_moves_no_challenger(
     _kill_and_check(trained, at)
 
 
-def test_the_response_selection_can_name_the_what_if_learner(tmp_path: Path) -> None:
+def test_the_response_selection_names_the_what_if_learner_by_default(tmp_path: Path) -> None:
     from klantwaarde.training.train import _selection
 
-    (tmp_path / "models.yaml").write_text("selection: {response: what_if}\n")
-    assert _selection(load_config(tmp_path), "response") == ("qini", "what_if")
-    assert _selection(load_config(), "response") == ("qini", None)  # the default: by metric
+    (tmp_path / "models.yaml").write_text("selection: {response: qini}\n")
+    assert _selection(load_config(tmp_path), "response") == ("qini", None)  # by the metric
+    assert _selection(load_config(), "response") == ("qini", "what_if")  # the default
     assert _selection(load_config(), "churn") == ("roc_auc", None)
