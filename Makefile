@@ -42,6 +42,7 @@ bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/dat
 	$(BIN)/python benchmarks/cdnow.py
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/decisions.py
+	$(BIN)/python benchmarks/loop.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
