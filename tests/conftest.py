@@ -16,6 +16,7 @@ SMALL_MODELS = {"seed": 7, "train_snapshots": 3, "validation_snapshots": 1,
                 "xgboost": {"max_rounds": {"churn": 40, "margin": 40, "upgrade": 40},
                             "early_stopping_rounds": 10,
                             "search": {"max_depth": [3], "learning_rate": [0.3]}},
+                "response": {"rounds": 100, "max_depth": 3},
                 "promotion": {"automatic": True, "min_improvement": 0.005}}
 
 

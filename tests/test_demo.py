@@ -54,7 +54,8 @@ def test_demo_runs_the_product_end_to_end(demo: Demo, tmp_path: Path) -> None:
     assert f"mlflow ui --backend-store-uri sqlite:///{folder / 'models' / 'mlflow.db'}" in stdout
     assert (folder / "source" / "orders.parquet").exists()
     assert (folder / "profitability" / "customers.csv").exists()
-    client = MlflowClient(f"sqlite:///{folder / 'models' / 'mlflow.db'}")
+    uri = f"sqlite:///{folder / 'models' / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)  # not the registry an earlier test connected
     for target in ("churn", "margin", "upgrade"):
         assert client.get_model_version_by_alias(f"klantwaarde-{target}", "champion")
     with duckdb.connect(str(folder / "scores" / "scores.duckdb"), read_only=True) as con:
@@ -157,10 +158,13 @@ def test_the_notebooks_are_committed_without_outputs_and_import_only_the_package
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_the_notebooks_run_on_the_demo(notebook: Path, demo: Demo, tmp_path: Path) -> None:
+def test_the_notebooks_run_on_the_demo(notebook: Path, demo: Demo, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import papermill
 
     folder, _ = demo
+    # the kernel inherits this process's environment: not the store an earlier test connected
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     done = papermill.execute_notebook(str(notebook), str(tmp_path / notebook.name),
                                       parameters={"demo": str(folder)}, kernel_name="python3",
                                       cwd=str(notebook.parent), progress_bar=False)

@@ -9,10 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from conftest import EXAMPLE, run_cli, simulated_base
-from klantwaarde.cli import app
 from klantwaarde.config import load_config
 from klantwaarde.decisions import capacities
 from klantwaarde.errors import InputError
@@ -74,9 +72,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("managers")
     base, config = simulated_base(root, root / "scores" / "scores.duckdb", automatic=True)
     (config / "lists.yaml").write_text(LISTS_YAML)
-    result = CliRunner().invoke(app, ["train", "--source", str(base), "--as-of", TRAIN_AS_OF,
-                                      "--config", str(config)])
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    # in a process of its own: training in this one would leave its store as MLflow's here
+    result = run_cli("train", "--source", str(base), "--as-of", TRAIN_AS_OF, "--config",
+                     str(config), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
     return {"base": base, "config": config}
 
 
@@ -88,10 +87,9 @@ def _score_and_list(trained: dict[str, Path], source: Path, tmp_path: Path
     parquet = tmp_path / "parquet"
     (config / "scoring.yaml").write_text(yaml.safe_dump(
         {"store": str(tmp_path / "scores.duckdb"), "parquet": str(parquet)}))
-    runner = CliRunner()
     for args in (["score", "--source", str(source)], ["lists", "--out", str(tmp_path / "out")]):
-        result = runner.invoke(app, [*args, "--as-of", AS_OF, "--config", str(config)])
-        assert result.exit_code == 0, result.output + repr(result.exception)
+        result = run_cli(*args, "--as-of", AS_OF, "--config", str(config), timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
     scores = pd.read_parquet(parquet / f"as_of={AS_OF}" / "scores.parquet")
     return scores, pd.read_csv(tmp_path / "out" / "index.csv").set_index("manager")
 
