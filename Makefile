@@ -2,7 +2,11 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.12: python3.12 on PATH where it runs (a pyenv shim runs only where pyenv has 3.12
+# selected), else pyenv's own 3.12, else python3 (the check below then says what is missing)
+PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+	$$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
+	&& { command -v $$p; exit; }; done; command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,7 +17,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "klantwaarde needs Python 3.11")'
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12) and "klantwaarde needs Python 3.12")'
 	@start=$$(date +%s) && \
 	$(PYTHON) -m venv $(VENV) && \
 	$(BIN)/pip install --quiet --upgrade pip && \

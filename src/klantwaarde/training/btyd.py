@@ -44,11 +44,14 @@ def forecast(transactions: pd.DataFrame, as_of: dt.date, horizon_days: int) -> p
     ``as_of`` (maximum a posteriori fits of BG/NBD and of Gamma-Gamma: deterministic)."""
     with warnings.catch_warnings():
         # notices, not problems: ArviZ (imported by pymc) announces its refactor once a day,
-        # and PyTensor computes without a BLAS library where pip installed it
+        # PyTensor computes without a BLAS library where pip installed it, and pymc-extras
+        # imports a constant that better-optimize 0.5 deprecates
         warnings.filterwarnings("ignore", r"\s*ArviZ is undergoing a major refactor",
                                 FutureWarning)
         warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS installation",
                                 UserWarning)
+        warnings.filterwarnings("ignore", "better_optimize.constants.MINIMIZE_MODE_KWARGS",
+                                DeprecationWarning)
         from pymc_marketing.clv import BetaGeoModel, GammaGammaModel, utils
 
         rfm = utils.rfm_summary(transactions, "customer_id", "date", monetary_value_col="spend",
