@@ -45,7 +45,7 @@ bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/dat
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/cdnow.py
 	$(BIN)/python benchmarks/score.py
-	$(BIN)/python benchmarks/shap.py
+	$(BIN)/python benchmarks/shap_speed.py
 	$(BIN)/python benchmarks/decisions.py
 	$(BIN)/python benchmarks/loop.py
 

@@ -176,7 +176,7 @@ def contributions(pipeline: Pipeline, X: pd.DataFrame) -> tuple[np.ndarray, list
     """Per row, the TreeSHAP contribution of every input feature to the first output (the margin
     of its link), one-hot columns summed back into their feature; and the feature names. The
     last column is the bias. Exact SHAP values: xgboost >= 3.3 computes them with
-    QuadratureTreeSHAP, about 2.5x faster than 3.2's TreeSHAP (benchmarks/shap.py)."""
+    QuadratureTreeSHAP, about 2.5x faster than 3.2's TreeSHAP (benchmarks/shap_speed.py)."""
     matrix: FeatureMatrix = pipeline.named_steps["matrix"]
     booster = first_output(pipeline.named_steps["model"].get_booster())
     raw = booster.predict(xgb.DMatrix(matrix.transform(X)), pred_contribs=True)

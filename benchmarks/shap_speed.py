@@ -14,9 +14,9 @@ float32 rounding.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/shap.py
-    .venv/bin/python benchmarks/shap.py --against /path/to/xgboost-3.2/env/bin/python
-    .venv/bin/python benchmarks/shap.py --rows 2000 --against ...    # a quick look
+    .venv/bin/python benchmarks/shap_speed.py
+    .venv/bin/python benchmarks/shap_speed.py --against /path/to/xgboost-3.2/env/bin/python
+    .venv/bin/python benchmarks/shap_speed.py --rows 2000 --against ...    # a quick look
 """
 
 from __future__ import annotations
