@@ -49,10 +49,10 @@ LEARNERS: tuple[Learner, ...] = ("t_learner", "x_learner", "s_learner", "what_if
 # a call just made, in the attention features: set to a value, or a number added
 CALLED = {"days_since_last_contact": ("set", 0), "days_since_last_call": ("set", 0),
           "contacts_3m": ("add", 1), "contacts_12m": ("add", 1), "calls_12m": ("add", 1)}
-# the what-if churn model's constraints: churn cannot fall as attention lapses (+1: rises with
-# the days since a contact, -1: falls with more contacts), so a call never raises it
-ATTENTION = {"days_since_last_contact": 1, "days_since_last_call": 1, "contacts_3m": -1,
-             "contacts_12m": -1, "calls_12m": -1}
+# the what-if churn model's constraints: churn cannot fall as attention lapses, so a call never
+# raises it: +1, rises with the days since a contact (what a call sets to 0); -1, falls with the
+# contact counts (what a call adds to)
+ATTENTION = {name: 1 if how == "set" else -1 for name, (how, _) in CALLED.items()}
 
 
 class ResponseModel(BaseEstimator):
