@@ -24,8 +24,8 @@ from pathlib import Path
 import duckdb
 
 from klantwaarde.config import load_config
-from klantwaarde.profitability import customer_margins
-from klantwaarde.profitability_report import build_report
+from klantwaarde.profitability.margins import customer_margins
+from klantwaarde.profitability.report import build_report
 from klantwaarde.simulation import simulate
 from klantwaarde.sources import open_source
 
@@ -89,7 +89,7 @@ def main() -> None:
         times["scan"].append(timed(lambda: [duckdb.connect().execute(q).fetchall()
                                             for q in queries]))
         times["margins"].append(timed(lambda: customer_margins(
-            open_source(str(folder), cfg.source), AS_OF, cfg.costs, 12).table.to_pyarrow()))
+            open_source(str(folder), cfg.source), AS_OF, cfg, 12).table.to_pyarrow()))
         times["report"].append(timed(lambda: build_report(
             open_source(str(folder), cfg.source), AS_OF, cfg)))
         print(f"  run {run}/{args.repeat}: " + ", ".join(f"{k} {v[-1]:.2f}s"

@@ -106,15 +106,13 @@ def bare(src, cfg) -> dict[str, float]:
 
     from klantwaarde.features import features_at
     from klantwaarde.scoring.champions import load_champions
-    from klantwaarde.sources import one_thread
     from klantwaarde.training import registry
     from klantwaarde.training.candidates import first_output
     from klantwaarde.training.model import model_input
 
     registry.connect(cfg.models)
     champions = load_champions()
-    with one_thread(src):
-        frame = model_input(features_at(src, AS_OF, cfg))
+    frame = model_input(features_at(src, AS_OF, cfg))
     models = []  # (booster, its first output alone, matrix)
     for target, champion in champions.items():
         if target == "response":  # a meta-learner, not one booster; it gives no reasons

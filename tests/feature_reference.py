@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from klantwaarde.contract import Kind, table_spec
-from klantwaarde.profitability import DRIVERS, customer_margins
+from klantwaarde.profitability.margins import DRIVERS, customer_margins
 from klantwaarde.sources import open_source
 
 try:  # the period grid (klantwaarde.periods; klantwaarde.features.periods in an early draft)
@@ -259,7 +259,7 @@ def trends_family(data: Data, grid: Grid, lines: list[tuple[int, dict]]) -> dict
 def margin_rows(folder: Path, as_of: dt.date, cfg, window_months: int) -> dict[str, dict]:
     """profitability's customer_margins as one dict per customer."""
     source = open_source(str(folder), cfg.source)
-    frame = customer_margins(source, as_of, cfg.costs, window_months).table.to_pandas()
+    frame = customer_margins(source, as_of, cfg, window_months).table.to_pandas()
     return {row["customer_id"]: row for row in frame.to_dict("records")}
 
 

@@ -16,7 +16,7 @@ from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
 from klantwaarde.features import FEATURES, features_at, training_set
 from klantwaarde.periods import anchor_of, date_of, period_of
-from klantwaarde.profitability import DRIVERS, customer_margins
+from klantwaarde.profitability.margins import DRIVERS, customer_margins
 from klantwaarde.simulation import simulate
 from klantwaarde.sources import open_source
 
@@ -55,7 +55,7 @@ def test_every_declared_feature_is_computed_on_a_full_source(base: Path) -> None
 
 def test_margin_features_equal_the_profitability_module(base: Path) -> None:
     features = _frame(features_at(_source(base), AS_OF, CFG)).loc[pd.Timestamp(AS_OF).date()]
-    margins = customer_margins(_source(base), AS_OF, CFG.costs, 12).table.to_pyarrow() \
+    margins = customer_margins(_source(base), AS_OF, CFG, 12).table.to_pyarrow() \
         .to_pandas().set_index("customer_id").loc[features.index]
     pairs = {"gross_margin_12m": "gross_margin", "cost_to_serve_12m": "cost_to_serve",
              "net_margin_12m": "net_margin", "stale_discount_12m": "stale_discount",
@@ -87,7 +87,7 @@ def test_training_set_features_and_the_margin_label(base: Path) -> None:
                                   rtol=1e-9)
     anchor = anchor_of(AS_OF)
     end = date_of(period_of(AS_OF, anchor) + horizon, anchor)
-    future = customer_margins(_source(base), end, CFG.costs, horizon).table.to_pyarrow() \
+    future = customer_margins(_source(base), end, CFG, horizon).table.to_pyarrow() \
         .to_pandas().set_index("customer_id").net_margin
     labels = frame.loc[AS_OF].label_future_net_margin
     expected = future.reindex(labels.index).fillna(0.0)

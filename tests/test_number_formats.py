@@ -24,7 +24,7 @@ from conftest import EXAMPLE, run_cli
 from klantwaarde.config import SourceConfig, load_config
 from klantwaarde.contract import Kind, table_spec
 from klantwaarde.errors import ConfigError, InputError
-from klantwaarde.profitability import customer_margins
+from klantwaarde.profitability.margins import customer_margins
 from klantwaarde.sources import Source, open_source
 from klantwaarde.typed import DATE_FORMATS, Formats, typed_column, typed_table
 from klantwaarde.validation import validate_source
@@ -244,7 +244,7 @@ def test_every_step_reads_a_german_export_as_the_plain_one(tmp_path: Path) -> No
                 writer.writerows([write(r[n], kinds.get(n, Kind.TEXT)) for n in names]
                                  for r in rows)
     margins = [customer_margins(open_source(str(tmp_path / name), _cfg()), dt.date(2024, 12, 31),
-                                load_config().costs, 12).table.to_pandas()
+                                load_config(), 12).table.to_pandas()
                for name in ("plain", "german")]
     assert margins[0]["cost_of_goods"].sum() > 0
     pd.testing.assert_frame_equal(margins[0], margins[1])

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
 from klantwaarde.periods import months_before
-from klantwaarde.profitability import DRIVERS, customer_margins
-from klantwaarde.profitability_report import build_report
+from klantwaarde.profitability.margins import DRIVERS, customer_margins
+from klantwaarde.profitability.report import build_report
 from klantwaarde.simulation import simulate
 from klantwaarde.sources import open_source
 
@@ -93,7 +93,7 @@ def hand_built(tmp_path: Path) -> Path:
 
 def test_every_driver_of_every_customer_matches_the_hand_computation(hand_built: Path) -> None:
     cfg = load_config()
-    margins = customer_margins(open_source(str(hand_built), cfg.source), AS_OF, cfg.costs, 12)
+    margins = customer_margins(open_source(str(hand_built), cfg.source), AS_OF, cfg, 12)
     got = margins.table.to_pandas().set_index("customer_id")
     assert margins.start == dt.date(2023, 12, 31) and margins.skipped == ()
     assert sorted(got.index) == sorted(EXPECTED)
@@ -151,7 +151,7 @@ def test_absent_tables_are_skipped_not_zeroed(tmp_path: Path) -> None:
     folder = _write(tmp_path / "bare", orders="customer_id,order_date,gross_amount\n"
                     "C1,2024-05-01,300\nC1,2024-06-01,100\n")
     cfg = load_config()
-    margins = customer_margins(open_source(str(folder), cfg.source), AS_OF, cfg.costs, 12)
+    margins = customer_margins(open_source(str(folder), cfg.source), AS_OF, cfg, 12)
     row = margins.table.to_pandas().iloc[0]
     for driver in ("invoices", "visits", "calls", "complaints", "late_payment"):
         assert pd.isna(row[f"cost_{driver}"]), driver
@@ -205,7 +205,7 @@ def test_parts_add_up_and_later_events_change_nothing(tmp_path_factory: pytest.T
                      columns=["customer_id", "date", "kind"]).to_parquet(
             folder / "interactions.parquet")
         source = open_source(str(folder), cfg.source)
-        return customer_margins(source, AS_OF, cfg.costs, 12).table.to_pandas()
+        return customer_margins(source, AS_OF, cfg, 12).table.to_pandas()
 
     got = margins(orders)
     drivers = got[[f"cost_{d}" for d in DRIVERS]].fillna(0).sum(axis=1)

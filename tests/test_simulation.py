@@ -21,7 +21,7 @@ import pytest
 
 from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
-from klantwaarde.profitability_report import build_report
+from klantwaarde.profitability.report import build_report
 from klantwaarde.simulation import simulate
 from klantwaarde.sources import open_source
 from klantwaarde.validation import validate_source

@@ -316,7 +316,7 @@ def profitability(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
         --out reports/2025-12
     ```
     """
-    from klantwaarde.profitability_report import build_report, write_report
+    from klantwaarde.profitability.report import build_report, write_report
     from klantwaarde.render import print_profitability
 
     cfg = _config(ctx, config)

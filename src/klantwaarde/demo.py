@@ -22,7 +22,7 @@ import yaml
 from klantwaarde.config import SECTIONS, load_config, merge, read_yaml
 from klantwaarde.lists import ListsResult, build_lists, write_lists
 from klantwaarde.outputs import Kind, Place, check_places
-from klantwaarde.profitability_report import ProfitabilityReport, build_report, write_report
+from klantwaarde.profitability.report import ProfitabilityReport, build_report, write_report
 from klantwaarde.report import build_page
 from klantwaarde.scoring.score import ScoringResult, score
 from klantwaarde.scoring.store import read_scores

@@ -22,19 +22,20 @@ import pandas as pd
 from klantwaarde.config import Config
 from klantwaarde.decisions import decided
 from klantwaarde.errors import InputError
-from klantwaarde.features.history import History, build_history
 from klantwaarde.features.snapshots import build
+from klantwaarde.history import History, build_history
 from klantwaarde.periods import anchor_of, date_of, period_of
-from klantwaarde.profitability import margin_values
+from klantwaarde.profitability.margins import margin_values
 from klantwaarde.scoring.champions import TARGETS, check_inputs, load_version
 from klantwaarde.scoring.reasons import peer_reasons, top_reasons
 from klantwaarde.scoring.store import read_scores
-from klantwaarde.sources import Source, one_thread
+from klantwaarde.sources import Source
 from klantwaarde.training import registry
 from klantwaarde.training.model import model_input
 
 Step = Callable[[str], None]
 HISTORY_MONTHS = 12
+MONEY = ["revenue", "discounts", "cost_of_goods"]  # the panel sums in euros
 # the scores of a row, in the order they are shown; the keys of the JSON output
 SCORES = ("churn_probability", "future_net_margin", "margin_at_risk", "upgrade_probability",
           "next_best_categories", "expected_uplift", "adoption_margin", "contact_effect",
@@ -122,10 +123,9 @@ def explain(row: pd.Series, source: Source, cfg: Config, step: Step = lambda _: 
     anchor = anchor_of(as_of)
     last = period_of(as_of, anchor)
     step(f"reading the history up to {as_of}")
-    with one_thread(source):
-        history = build_history(source, cfg, anchor, last)
-        months = _history(history, customer, cfg, last)
-        reasons, origin = _reasons(row, history, cfg, last, step, notices)
+    history = build_history(source, cfg, anchor, last)
+    months = _history(history, customer, cfg, last)
+    reasons, origin = _reasons(row, history, cfg, last, step, notices)
     scores = {name: _value(row[name]) for name in SCORES}
     if scores["contact_effect"] is None:
         notices.append("no contact_effect: the month was scored without a response champion, "
@@ -198,9 +198,11 @@ def _history(history: History, customer: str, cfg: Config, last: int) -> list[Mo
         grouped = mine.group_by("p").aggregate(**{n: mine[c].sum() for n, c in sums.items()})
         return grouped.to_pandas().set_index("p")
 
-    orders = panel(history.orders, revenue="revenue", discounts="discounts",
-                   cost_of_goods="cost_of_goods", n_orders="n_orders", n_lines="n_lines",
+    orders = panel(history.orders, revenue="revenue_cents", discounts="discount_cents",
+                   cost_of_goods="cogs_cents", n_orders="n_orders", n_lines="n_lines",
                    n_franco="n_franco")
+    if orders is not None:  # whole cents, summed exactly, in euros
+        orders[MONEY] = orders[MONEY].astype(float) / 100
     contacts = panel(history.interactions, n_visits="n_visits", n_calls="n_calls",
                      n_contacts="n_contacts")
     complaints = panel(history.complaints, n_complaints="n_complaints")

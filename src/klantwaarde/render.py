@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from klantwaarde.explain import Explanation
     from klantwaarde.lists import ListsResult
     from klantwaarde.pipelines import Pipeline, Record
-    from klantwaarde.profitability_report import ProfitabilityReport
+    from klantwaarde.profitability.report import ProfitabilityReport
+    from klantwaarde.profitability.segments import Concentration
     from klantwaarde.scoring.evaluate import EvaluationResult
     from klantwaarde.scoring.score import ScoringResult
-    from klantwaarde.segments import Concentration
     from klantwaarde.training.train import TrainingResult
 
 

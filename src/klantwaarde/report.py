@@ -22,9 +22,15 @@ from mlflow import MlflowClient
 from klantwaarde import __version__
 from klantwaarde.config import Config
 from klantwaarde.lists import SHEETS, build_lists
-from klantwaarde.plots import pyramid_png, whale_curve_png
+from klantwaarde.profitability.charts import pyramid_png, whale_curve_png
+from klantwaarde.profitability.segments import (
+    INACTIVE,
+    REMEDIES,
+    concentration,
+    summary,
+    whale_curve,
+)
 from klantwaarde.scoring.store import read_scores
-from klantwaarde.segments import INACTIVE, REMEDIES, concentration, summary, whale_curve
 from klantwaarde.training import registry
 
 # per target: the validation metrics shown, and how

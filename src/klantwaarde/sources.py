@@ -12,8 +12,6 @@ import csv
 import gzip
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,21 +207,3 @@ def _column_names(columns: list[str] | tuple[str, ...], name: str, origin: str) 
                              f"'{renames[key]}' and '{col}'). Keep one of them.")
         renames[key] = col
     return renames
-
-
-@contextmanager
-def one_thread(source: Source) -> Iterator[None]:
-    """DuckDB on one thread for the block: a parallel sum of floats adds in a varying order,
-    and a feature that differs in its last bit can move an xgboost split or a rounded reason
-    ("EUR 6,563" against "EUR 6,562"). Training and scoring build their features this way, so
-    the same data gives the same models and the same score rows."""
-    backend = ibis.get_backend(source.tables["orders"].table)
-    if backend.name != "duckdb":
-        yield
-        return
-    threads = backend.raw_sql("SELECT current_setting('threads')").fetchone()[0]
-    backend.raw_sql("SET threads = 1")
-    try:
-        yield
-    finally:
-        backend.raw_sql(f"SET threads = {int(threads)}")

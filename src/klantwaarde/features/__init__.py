@@ -18,8 +18,8 @@ from klantwaarde.config import Config
 from klantwaarde.contract import table_spec
 from klantwaarde.errors import InputError
 from klantwaarde.features.catalog import BY_NAME, FEATURES, Feature
-from klantwaarde.features.history import History, build_history
 from klantwaarde.features.snapshots import FeatureSet, build
+from klantwaarde.history import History, build_history, euros
 from klantwaarde.periods import anchor_of, months_before, period_of
 from klantwaarde.sources import Source
 from klantwaarde.typed import typed_events
@@ -68,8 +68,9 @@ def _category_value(history: History, cfg: Config) -> CategoryValue:
     lines, last = history.lines, history.last
     recent = lines.filter((lines.p > last - 12) & (lines.p <= last) & (lines.category_bit_ > 0))
     per = recent.group_by(["customer_id", "category_bit_"]).aggregate(
-        revenue=recent.gross_amount.sum(),
-        margin=(recent.gross_amount - recent.discount_.fill_null(0) - recent.cogs_).sum())
+        revenue=recent.gross_cents.sum(),
+        margin=(recent.gross_cents - recent.discount_cents.fill_null(0)
+                - recent.cogs_cents).sum())
     bought = per.filter(per.revenue > 0)
     customers = history.customers
     if customers is not None and "industry" in customers.columns:
@@ -77,7 +78,9 @@ def _category_value(history: History, cfg: Config) -> CategoryValue:
             .drop("customer_id_right")
     else:
         bought = bought.mutate(industry=ibis.null("string"))
-    means = {"revenue": ibis._.revenue.mean(), "margin": ibis._.margin.mean()}
+    # means of whole cents: exact sums, whatever order the engine adds them in
+    means = {"revenue": euros(ibis._.revenue.sum()) / ibis._.count(),
+             "margin": euros(ibis._.margin.sum()) / ibis._.count()}
     everyone = bought.group_by("category_bit_").aggregate(**means) \
         .mutate(industry=ibis.literal(""))
     peers = bought.filter(bought.industry.notnull()).group_by(["industry", "category_bit_"]) \

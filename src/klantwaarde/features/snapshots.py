@@ -17,9 +17,18 @@ import ibis.expr.types as ir
 
 from klantwaarde.config import Config
 from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature, owns_feature
-from klantwaarde.features.history import EPOCH, History, per_customer
+from klantwaarde.history import (
+    EPOCH,
+    History,
+    euros,
+    interaction_state,
+    late_cent_days,
+    order_state,
+    per_customer,
+    reminders_sent,
+)
 from klantwaarde.periods import date_of
-from klantwaarde.profitability import DRIVERS, late_payment_cost, margin_values, reminders
+from klantwaarde.profitability.margins import DRIVERS, late_payment_cost, margin_values
 
 FEATURE_WINDOW = 12  # the longest feature window, in months
 
@@ -33,6 +42,7 @@ class FeatureSet:
     labels: tuple[str, ...]
     skipped: tuple[str, ...]  # "family (features): why", for every feature left out
     as_of: tuple[dt.date, ...]
+    history: History  # the panels it was built from
 
 
 def _snapshots(periods: list[int], anchor: int, horizon: int) -> ir.Table:
@@ -62,6 +72,11 @@ def _sum(value: ir.NumericColumn, where: ir.BooleanValue) -> ir.NumericScalar:
     return value.sum(where=where).fill_null(0)
 
 
+def _eur(cents: ir.IntegerColumn, where: ir.BooleanValue) -> ir.FloatingScalar:
+    """The sum of whole cents, in euros."""
+    return euros(_sum(cents, where))
+
+
 def build(history: History, cfg: Config, periods: list[int], labels: bool) -> FeatureSet:
     """The features at every snapshot period in ``periods`` and, with ``labels``, the labels."""
     lab = cfg.labels
@@ -72,7 +87,7 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
     has = {f.family for f in present} | {f.name for f in present}
 
     t = _orders(history, snaps, cfg, forward)
-    t = t.left_join(_state(history.order_state, snaps), ["customer_id", "snap"]) \
+    t = t.left_join(_state(order_state(history), snaps), ["customer_id", "snap"]) \
         .drop("customer_id_right", "snap_right")
     parts = [_invoices(history, snaps, cfg, forward, "payment" in has),
              _interactions(history, snaps, forward),
@@ -82,8 +97,9 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
             t = t.left_join(part, ["customer_id", "snap"]).drop("customer_id_right", "snap_right")
             t = t.mutate(**{c: t[c].fill_null(0) for c in part.columns
                             if c not in ("customer_id", "snap") and not c.startswith("last_")})
-    if history.interaction_state is not None:
-        t = t.left_join(_state(history.interaction_state, snaps), ["customer_id", "snap"]) \
+    state = interaction_state(history)
+    if state is not None:
+        t = t.left_join(_state(state, snaps), ["customer_id", "snap"]) \
             .drop("customer_id_right", "snap_right")
     if history.customers is not None:
         t = t.left_join(history.customers, "customer_id").drop("customer_id_right")
@@ -97,7 +113,7 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
     out = t.select("customer_id", "as_of", **{f.name: values[f.name] for f in present},
                    **label_values)
     return FeatureSet(out.order_by(["as_of", "customer_id"]), present, tuple(label_values),
-                      skipped, tuple(date_of(p, history.anchor) for p in periods))
+                      skipped, tuple(date_of(p, history.anchor) for p in periods), history)
 
 
 def _present(history: History) -> tuple[tuple[Feature, ...], tuple[str, ...]]:
@@ -154,26 +170,27 @@ def _orders(history: History, snaps: ir.Table, cfg: Config, forward: int) -> ir.
     m: dict[str, ir.Scalar] = {"active_lines": _sum(j.n_lines, within(0, lab.active_months))}
     for w in (3, 6, 12):
         m[f"orders_{w}"] = _sum(j.n_orders, within(0, w))
-        m[f"revenue_{w}"] = _sum(j.revenue, within(0, w))
-    m |= {"revenue_3_6": _sum(j.revenue, within(3, 6)),
-          "revenue_6_12": _sum(j.revenue, within(6, 12)),
+        m[f"revenue_{w}"] = _eur(j.revenue_cents, within(0, w))
+    m |= {"revenue_3_6": _eur(j.revenue_cents, within(3, 6)),
+          "revenue_6_12": _eur(j.revenue_cents, within(6, 12)),
           "orders_3_6": _sum(j.n_orders, within(3, 6)),
           "active_months": j.count(where=within(0, 12)),
           "lines_12": _sum(j.n_lines, within(0, 12)),
-          "discounts_12": j.discounts.sum(where=within(0, 12)),
-          "cogs_12": _sum(j.cost_of_goods, within(0, 12)),
+          "discounts_12": euros(j.discount_cents.sum(where=within(0, 12))),
+          "cogs_12": _eur(j.cogs_cents, within(0, 12)),
           "franco_12": _sum(j.n_franco, within(0, 12)),
           "last_day": j.last_day.max(where=age >= 0),
           "bought_12": j.bought.bit_or(where=within(0, 12))}
     if forward:
         ahead = age < 0
-        m |= {"revenue_prev": _sum(j.revenue, within(0, lab.horizon_months)),
-              "revenue_baseline": _sum(j.revenue, within(0, lab.churn.dry_up_baseline_months)),
-              "revenue_next": _sum(j.revenue, ahead),
+        m |= {"revenue_prev": _eur(j.revenue_cents, within(0, lab.horizon_months)),
+              "revenue_baseline": _eur(j.revenue_cents,
+                                       within(0, lab.churn.dry_up_baseline_months)),
+              "revenue_next": _eur(j.revenue_cents, ahead),
               "orders_next": _sum(j.n_orders, ahead),
               "lines_next": _sum(j.n_lines, ahead),
-              "discounts_next": j.discounts.sum(where=ahead),
-              "cogs_next": _sum(j.cost_of_goods, ahead),
+              "discounts_next": euros(j.discount_cents.sum(where=ahead)),
+              "cogs_next": _eur(j.cogs_cents, ahead),
               "franco_next": _sum(j.n_franco, ahead)}
     t = j.group_by(["customer_id", "snap"]).aggregate(**m)
     t = t.filter(t.active_lines > 0)
@@ -192,32 +209,20 @@ def _invoices(history: History, snaps: ir.Table, cfg: Config, forward: int, paym
     if forward:
         m["invoices_next"] = _sum(j.n_invoices, age < 0)
     if payment:
-        def late_amount_days(end: ir.IntegerValue, end_day: ir.IntegerValue
-                             ) -> ir.NumericValue:
-            """Amount x days late up to the period ``end``: paid ones to their payment, the
-            others to ``end_day``."""
-            return ibis.ifelse(j.sp <= end, j.positive_late_days,
-                               ibis.ifelse(j.dp <= end, j.positive * end_day - j.positive_due_day,
-                                           0.0))
-
-        def sent(end: ir.IntegerValue) -> ir.IntegerValue:
-            """Reminders sent up to the period ``end``: at the end of each period from the due
-            date on, before the payment."""
-            return reminders(j.n_positive, j.dp, ibis.least(j.sp - 1, end), cfg.costs)
-
         paid = recent & (j.sp <= j.snap)
         overdue = recent & (j.dp <= j.snap) & (j.sp > j.snap)
         m |= {"paid_known": _sum(j.n_known, paid),
               "paid_late_days": _sum(j.late_days, paid),
               "paid_late": _sum(j.n_late, paid),
-              "overdue_amount": _sum(j.positive, overdue),
+              "overdue_amount": _eur(j.positive_cents, overdue),
               "overdue_invoices": _sum(j.n_positive, overdue)}
-        m |= {"late_amount_days_12": _sum(late_amount_days(j.snap, j.day), recent),
-              "reminders_12": _sum(sent(j.snap), recent)}
+        most = cfg.costs.max_reminders
+        m |= {"late_amount_days_12": _eur(late_cent_days(j, j.snap, j.day), recent),
+              "reminders_12": _sum(reminders_sent(j, j.snap, most), recent)}
         if forward:
-            m |= {"late_amount_days_next": _sum(late_amount_days(j.snap + forward, j.end_day),
-                                                age < 0),
-                  "reminders_next": _sum(sent(j.snap + forward), age < 0)}
+            end = j.snap + forward
+            m |= {"late_amount_days_next": _eur(late_cent_days(j, end, j.end_day), age < 0),
+                  "reminders_next": _sum(reminders_sent(j, end, most), age < 0)}
     return j.group_by(["customer_id", "snap"]).aggregate(**m)
 
 
@@ -354,8 +359,8 @@ def _adoptions(history: History, cfg: Config, snaps: ir.Table) -> ir.Table:
     up to as_of, and bought for at least the minimum amount in the horizon."""
     horizon = cfg.labels.horizon_months
     lines = history.lines.filter(history.lines.category_bit_ > 0)
-    cat = per_customer(lines, ("category_bit_", "p"), amount=("sum", lines.gross_amount),
-                        bought=("max", (lines.gross_amount > 0).cast("int64")))
+    cat = per_customer(lines, ("category_bit_", "p"), amount=("sum", lines.gross_cents),
+                        bought=("max", (lines.gross_cents > 0).cast("int64")))
     first = ibis.ifelse(cat.bought > 0, cat.p, ibis.null("int64")).min().over(
         group_by=["customer_id", "category_bit_"])
     cat = cat.mutate(first_p=first)
@@ -365,7 +370,7 @@ def _adoptions(history: History, cfg: Config, snaps: ir.Table) -> ir.Table:
                          cat.first_p > snaps.snap])
     amounts = j.group_by(["customer_id", "snap", "category_bit_"]).aggregate(
         amount=j.amount.sum())
-    amounts = amounts.filter(amounts.amount >= cfg.labels.upgrade.min_category_amount)
+    amounts = amounts.filter(amounts.amount >= cfg.labels.upgrade.min_category_amount * 100)
     return amounts.group_by(["customer_id", "snap"]).aggregate(
         adopted=amounts.category_bit_.bit_or())
 
@@ -402,8 +407,7 @@ def _relative(t: ir.Table, history: History, has: set[str]) -> ir.Table:
     means are taken on narrow tables and joined back: a window over every feature column would
     carry them all through its sort."""
     if "attention" in has:
-        # ranked in cents: float sums in another order must not swap two equal revenues
-        n = t.select("customer_id", "snap", "contacts_12", revenue_=t.revenue_12.round(2))
+        n = t.select("customer_id", "snap", "contacts_12", revenue_=t.revenue_12)
         rank = ibis.percent_rank().over(group_by="snap", order_by=n.revenue_)
         n = n.mutate(size_band_=ibis.least((rank * 5).floor().cast("int64"), 4))
         norms = n.group_by(["snap", "size_band_"]).aggregate(norm_=n.contacts_12.mean())

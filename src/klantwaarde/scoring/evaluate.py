@@ -25,11 +25,12 @@ from klantwaarde.features import training_set
 from klantwaarde.lists import AT_RISK, CROSS_SELL, build_lists
 from klantwaarde.periods import months_before
 from klantwaarde.plots import calibration_png, gains_png
-from klantwaarde.profitability_report import build_report
+from klantwaarde.profitability.margins import margins_of
+from klantwaarde.profitability.report import report_of
+from klantwaarde.profitability.segments import INACTIVE
 from klantwaarde.scoring.champions import trained_as_of
 from klantwaarde.scoring.store import read_scores, scored_months
-from klantwaarde.segments import INACTIVE
-from klantwaarde.sources import Source, one_thread
+from klantwaarde.sources import Source
 from klantwaarde.training import registry
 from klantwaarde.training.metrics import (
     calibration_table,
@@ -82,10 +83,10 @@ def evaluate(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _:
             f"{cfg.labels.horizon_months} months after a scored month.")
     scores = read_scores(cfg.scoring.parquet, then)
     step(f"computing what happened between {then} and {as_of}")
-    with one_thread(source):
-        labels = training_set(source, cfg, as_of, 1)
-        outcome = labels.table.select("customer_id", *labels.labels).to_pyarrow().to_pandas()
-        now = build_report(source, as_of, cfg).customers[["customer_id", "tier"]]
+    labels = training_set(source, cfg, as_of, 1)
+    outcome = labels.table.select("customer_id", *labels.labels).to_pyarrow().to_pandas()
+    margins = margins_of(labels.history, source, cfg, cfg.profitability.window_months)
+    now = report_of(margins, cfg).customers[["customer_id", "tier"]]
     joined = scores.merge(outcome, on="customer_id", how="inner")
     notices = []
     if len(joined) < len(scores):

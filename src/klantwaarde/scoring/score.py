@@ -21,13 +21,14 @@ from klantwaarde.config import Config
 from klantwaarde.contract import table_spec
 from klantwaarde.decisions import AT_RISK, decide, managers_of
 from klantwaarde.errors import InputError
-from klantwaarde.features import CategoryValue, scoring_input
-from klantwaarde.profitability_report import build_report
+from klantwaarde.features import CategoryValue, FeatureSet, scoring_input
+from klantwaarde.profitability.margins import margins_of
+from klantwaarde.profitability.report import report_of
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
 from klantwaarde.scoring.drift import stability
 from klantwaarde.scoring.reasons import peer_reasons, top_reasons
 from klantwaarde.scoring.store import SCHEMA, check_unlocked, write_scores
-from klantwaarde.sources import Source, one_thread
+from klantwaarde.sources import Source
 from klantwaarde.training import registry
 from klantwaarde.training.model import model_input
 from klantwaarde.typed import typed_table
@@ -61,9 +62,8 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     in_sample_notice = _in_sample_notice(champions, as_of)
     in_sample = in_sample_notice is not None
     step(f"building the features at {as_of}")
-    with one_thread(source):
-        fs, value = scoring_input(source, as_of, cfg)
-        frame = model_input(fs)
+    fs, value = scoring_input(source, as_of, cfg)
+    frame = model_input(fs)
     if frame.empty:
         raise InputError(f"orders: no customer has an order line in the "
                          f"{cfg.labels.active_months} months up to {as_of}, so there is no one to "
@@ -90,7 +90,7 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     columns |= _next_best(predictions["upgrade"], frame, value, cfg.models.next_best_k)
     columns |= _contact_effect(predictions.get("response"), len(frame), notices)
     step("segmenting by profitability")
-    scores = pd.DataFrame(columns).merge(_segments(source, as_of, cfg), on="customer_id",
+    scores = pd.DataFrame(columns).merge(_segments(fs, source, cfg), on="customer_id",
                                          how="left")
     step("choosing the lists within each manager's capacity")
     managers = managers_of(scores.account_manager, cfg.lists.unassigned)
@@ -227,10 +227,10 @@ def managers_capacity(source: Source) -> dict[str, int]:
             for row in rows.to_pyarrow().to_pylist()}
 
 
-def _segments(source: Source, as_of: dt.date, cfg: Config) -> pd.DataFrame:
-    with one_thread(source):
-        customers = build_report(source, as_of, cfg).customers
-    return customers.reindex(columns=SEGMENT)
+def _segments(fs: FeatureSet, source: Source, cfg: Config) -> pd.DataFrame:
+    """The profitability segments, from the history the features were built from."""
+    margins = margins_of(fs.history, source, cfg, cfg.profitability.window_months)
+    return report_of(margins, cfg).customers.reindex(columns=SEGMENT)
 
 
 def _drift(champions: dict[str, Champion], frame: pd.DataFrame) -> dict[str, float]:

@@ -34,7 +34,7 @@ from klantwaarde.errors import InputError
 from klantwaarde.features import training_set
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.scoring import drift
-from klantwaarde.sources import Source, one_thread
+from klantwaarde.sources import Source
 from klantwaarde.training import btyd, metrics, registry
 from klantwaarde.training.candidates import (
     CANDIDATES,
@@ -101,9 +101,8 @@ def load_sets(source: Source, as_of: dt.date, cfg: Config, step: Step) -> Sets:
     mc = cfg.models
     wanted = mc.train_snapshots + mc.validation_snapshots
     step(f"building features and labels for {wanted} monthly snapshots")
-    with one_thread(source):
-        fs = training_set(source, cfg, as_of, wanted)
-        frame = model_input(fs)
+    fs = training_set(source, cfg, as_of, wanted)
+    frame = model_input(fs)
     dates = sorted(d for d in frame.as_of.unique())
     if len(dates) < mc.validation_snapshots + 2:
         raise InputError(

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
-from klantwaarde.plots import pyramid_png, whale_curve_png
-from klantwaarde.profitability import customer_margins
-from klantwaarde.segments import (
+from klantwaarde.profitability.charts import pyramid_png, whale_curve_png
+from klantwaarde.profitability.margins import CustomerMargins, customer_margins
+from klantwaarde.profitability.segments import (
     Concentration,
     WhaleCurve,
     concentration,
@@ -54,14 +54,20 @@ class ProfitabilityReport:
 
 
 def build_report(source: Source, as_of: dt.date, config: Config) -> ProfitabilityReport:
-    margins = customer_margins(source, as_of, config.costs, config.profitability.window_months)
+    """The report over the profitability window up to ``as_of``."""
+    return report_of(customer_margins(source, as_of, config,
+                                      config.profitability.window_months), config)
+
+
+def report_of(margins: CustomerMargins, config: Config) -> ProfitabilityReport:
+    """The report of per-customer margins (``customer_margins`` or ``margins_of``)."""
     customers = margins.table.to_pyarrow().to_pandas()  # ibis.to_pandas converts slowly
     if customers.empty:
         raise InputError(f"No customer has any order, invoice, interaction or complaint between "
-                         f"{margins.start} (exclusive) and {as_of}: choose an --as-of inside the "
-                         "data's horizon (klantwaarde validate prints it).")
+                         f"{margins.start} (exclusive) and {margins.as_of}: choose an --as-of "
+                         "inside the data's horizon (klantwaarde validate prints it).")
     qualified = qualify(customers, config.costs, config.profitability)
-    return ProfitabilityReport(margins.start, as_of, qualified,
+    return ProfitabilityReport(margins.start, margins.as_of, qualified,
                                summary(qualified, config.profitability),
                                whale_curve(qualified.net_margin), concentration(qualified),
                                margins.skipped)
