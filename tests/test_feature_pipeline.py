@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli, snapshot
 from klantwaarde.config import load_config
 from klantwaarde.features import FEATURES, features_at, training_set
+from klantwaarde.features.output import ROW_GROUP, row_groups
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.profitability.margins import DRIVERS, customer_margins
 from klantwaarde.simulation import simulate
@@ -115,6 +117,36 @@ def test_command_writes_the_features_with_their_declarations(base: Path, tmp_pat
                     "--out", str(out))
     assert again.returncode == 2 and "never overwrites" in again.stderr
     assert snapshot(out.parent) == before
+
+
+def test_the_same_features_make_the_same_file(base: Path, tmp_path: Path) -> None:
+    """Two runs over the same source write byte-identical Parquet (DuckDB on all its threads:
+    money is summed in whole cents, and the file's row groups do not follow the engine's
+    batches)."""
+    files = [tmp_path / f"{run}.parquet" for run in ("first", "second")]
+    for out in files:
+        result = run_cli("features", "--source", str(base), "--as-of", "2024-06-30",
+                         "--snapshots", "3", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
+def test_row_groups_do_not_follow_the_engines_batches(tmp_path: Path) -> None:
+    table = pa.table({"customer_id": [f"C{i:06d}" for i in range(150_000)],
+                      "value": np.arange(150_000, dtype=float) / 7})
+    written = []
+    for sizes in ((150_000,), (1_000, 70_000, 79_000), (65_536, 65_536, 18_928)):
+        bounds = np.cumsum((0, *sizes))
+        batches = [b for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+                   for b in table.slice(start, stop - start).to_batches()]
+        path = tmp_path / f"{len(written)}.parquet"
+        with pq.ParquetWriter(path, table.schema) as writer:
+            for group in row_groups(pa.RecordBatchReader.from_batches(table.schema, batches),
+                                     table.schema):
+                writer.write_table(group, row_group_size=ROW_GROUP)
+        written.append(path.read_bytes())
+        assert pq.ParquetFile(path).metadata.num_row_groups == 3
+    assert written[0] == written[1] == written[2]
 
 
 def test_invalid_source_or_name_writes_nothing(tmp_path: Path) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from klantwaarde.features.snapshots import FeatureSet
+
+ROW_GROUP = 65_536  # rows per Parquet row group
 
 
 def write_features(result: FeatureSet, path: Path) -> int:
@@ -26,7 +29,23 @@ def write_features(result: FeatureSet, path: Path) -> int:
     with result.table.to_pyarrow_batches() as batches:
         schema = batches.schema.with_metadata(metadata)
         with pq.ParquetWriter(path, schema) as writer:
-            for batch in batches:  # the engine's batches keep its own types (sums as decimals)
-                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-                rows += batch.num_rows
+            for table in row_groups(batches, schema):
+                writer.write_table(table, row_group_size=ROW_GROUP)
+                rows += table.num_rows
     return rows
+
+
+def row_groups(batches: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The engine's batches (whose sizes vary with its threads) regrouped into tables of
+    ROW_GROUP rows, the last one shorter: the same rows always make the same file."""
+    pending: list[pa.Table] = []
+    held = 0
+    for batch in batches:  # the engine's batches keep its own types (sums as decimals)
+        pending.append(pa.Table.from_batches([batch]).cast(schema))
+        held += batch.num_rows
+        while held >= ROW_GROUP:
+            table = pa.concat_tables(pending)
+            yield table.slice(0, ROW_GROUP)
+            pending, held = [table.slice(ROW_GROUP)], held - ROW_GROUP
+    if held:
+        yield pa.concat_tables(pending)
