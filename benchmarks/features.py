@@ -9,18 +9,23 @@ time by other load on the machine) and its peak memory (``ru_maxrss``, imports i
 
   scan       a plain DuckDB aggregate that reads every value of the columns the features read
              (``sum(hash(col))`` per column, one query per table);
-  1 as_of    ``features_at(source, as_of, cfg)``, fetched as Arrow;
-  12 as_of   ``features_at(source, as_of, cfg, snapshots=12)``: the 12 monthly snapshots up to
-             as_of in one go, fetched as Arrow;
+  1 as_of    what ``klantwaarde features`` does: the history's panels, the snapshot, written
+             to Parquet as the engine streams it;
+  12 as_of   the same with ``--snapshots 12``: the 12 monthly snapshots up to as_of in one go;
   pandas     ``features_pandas.features_pandas``: the same features for as_of in vectorised
-             pandas (what a data scientist would write without the engine).
+             pandas (what a data scientist would write without the engine), in memory.
+
+The engine's steps print their stages: the history (order lines costed and every table
+aggregated into monthly panels, kept in the engine) and the snapshots (windows over the panels,
+written to Parquet). DuckDB runs on all its threads; every run's Parquet file is hashed, and the
+runs of a step must give the same bytes.
 
 as_of is the last day of the data (2025-02-28), so the 12-month windows are full. The targets:
-one snapshot takes at most 3x the scan; 12 snapshots at most 2x one snapshot; the engine is at
-least 10x faster than pandas; every engine step peaks below 8 GiB. Afterwards the engine's and
-pandas' tables for as_of are compared on every row and feature (floats within a relative 1e-9
-and an absolute 1e-6; everything else exactly, nulls equal to nulls) and every disagreement is
-reported.
+one snapshot takes at most 5x the scan; 12 snapshots at most 1.5x one snapshot; the engine is at
+least 5x faster than pandas; every engine step peaks below 6 GiB; the runs are identical.
+Afterwards the engine's and pandas' tables for as_of are compared on every row and feature
+(floats within a relative 1e-9 and an absolute 1e-6; everything else exactly, nulls equal to
+nulls) and every disagreement is reported.
 
 Run from the repository root:
 
@@ -43,7 +48,7 @@ from pathlib import Path
 
 START = dt.date(2024, 1, 1)
 GIB = 2**30
-TARGETS = {"one": 3.0, "twelve": 2.0, "speedup": 10.0, "peak_gib": 8.0}
+TARGETS = {"one": 5.0, "twelve": 1.5, "speedup": 5.0, "peak_gib": 6.0}
 RTOL, ATOL = 1e-9, 1e-6
 # the columns the feature pipeline reads, per table (those the source lacks are left out)
 COLUMNS = {
@@ -103,11 +108,18 @@ def scan_sql(folder: Path) -> list[str]:
 
 
 def child(args: argparse.Namespace) -> None:
-    """Run one step and print {"seconds": ..., "rows": ...} as the last line."""
+    """Run one step and print {"seconds": ..., "rows": ..., "stages": ..., "sha256": ...} as
+    the last line."""
+    import hashlib
+    import tempfile
+
     import duckdb
 
     from klantwaarde.config import load_config
-    from klantwaarde.features import features_at
+    from klantwaarde.features.output import write_features
+    from klantwaarde.features.snapshots import build
+    from klantwaarde.history import build_history
+    from klantwaarde.periods import anchor_of, period_of
     from klantwaarde.sources import open_source
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -116,27 +128,31 @@ def child(args: argparse.Namespace) -> None:
     cfg = load_config()
     folder, as_of = args.source, args.as_of
     queries = scan_sql(folder) if args.step == "scan" else []
+    stages: dict[str, float] = {}
+    digest = None
     started = time.perf_counter()
     if args.step == "scan":
         con = duckdb.connect()
         rows = [con.execute(q).fetchone() for q in queries][0][0]  # orders' count
-        result = None
     elif args.step in ("one", "twelve"):
         snapshots = args.snapshots if args.step == "twelve" else 1
-        result = features_at(open_source(str(folder), cfg.source), as_of, cfg,
-                             snapshots=snapshots).table.to_pyarrow()
-        rows = result.num_rows
+        anchor = anchor_of(as_of)
+        last = period_of(as_of, anchor)
+        history = build_history(open_source(str(folder), cfg.source), cfg, anchor, last)
+        stages["history"] = time.perf_counter() - started
+        fs = build(history, cfg, [last - k for k in range(snapshots)], labels=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.save or Path(tmp) / "features.parquet"
+            rows = write_features(fs, path)
+            stages["snapshots"] = time.perf_counter() - started - stages["history"]
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
     else:
         result = features_pandas(folder, as_of, cfg)
         rows = len(result)
     seconds = time.perf_counter() - started
-    if args.save and result is not None:
-        if args.step == "pandas":
-            result.to_parquet(args.save, index=False)
-        else:
-            import pyarrow.parquet as pq
-            pq.write_table(result, args.save)
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    if args.save and args.step == "pandas":
+        result.to_parquet(args.save, index=False)
+    print(json.dumps({"seconds": seconds, "rows": rows, "stages": stages, "sha256": digest}))
 
 
 def run_step(step: str, folder: Path, as_of: dt.date, snapshots: int, save: Path | None
@@ -153,7 +169,8 @@ def run_step(step: str, folder: Path, as_of: dt.date, snapshots: int, save: Path
         raise SystemExit(f"step {step} failed ({os.waitstatus_to_exitcode(status)}):\n{output}")
     last = json.loads(output.strip().splitlines()[-1])
     return {"seconds": last["seconds"], "rows": last["rows"], "peak": usage.ru_maxrss * 1024,
-            "cpu": usage.ru_utime + usage.ru_stime}
+            "cpu": usage.ru_utime + usage.ru_stime, "stages": last["stages"],
+            "sha256": last["sha256"]}
 
 
 # ------------------------------------------------------------------------------- the comparison
@@ -294,7 +311,12 @@ def main() -> None:
             ratio = f"{best['pandas'] / best['one']:.1f}x the engine's time"
         print(f"{STEPS[step]:<22} {best[step]:>8.2f} {cpu[step]:>8.1f} {rows[step]:>11,} "
               f"{peak[step]:>9.2f}  {ratio}")
+        fastest = min(results[step], key=lambda r: r["seconds"])
+        for stage, seconds in fastest["stages"].items():
+            print(f"  {stage:<20} {seconds:>8.2f}")
     print()
+    identical = {s: len({r["sha256"] for r in results[s]}) == 1
+                 for s in ("one", "twelve") if s in results}
 
     def verdict(met: bool) -> str:
         return "met" if met else "NOT met"
@@ -317,6 +339,9 @@ def main() -> None:
                   f"{peak[step]:.2f} GiB  {verdict(peak[step] < TARGETS['peak_gib'])}")
     if "pandas" in peak:
         print(f"(pandas peaks at {peak['pandas']:.2f} GiB)")
+    for step, same in identical.items():
+        print(f"{args.repeat} runs of {STEPS[step]} write identical Parquet: "
+              f"{'yes' if same else 'no'}  {verdict(same and args.repeat > 1)}")
     print()
     if {"one", "pandas"} <= set(best):
         compare(saved["one"], saved["pandas"], args.show)

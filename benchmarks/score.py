@@ -85,16 +85,24 @@ def child(step: str, source: Path, config: Path) -> None:
     if step == "score":
         from klantwaarde.scoring.score import score
 
-        result = score(src, AS_OF, cfg, lambda text: print(
-            f"  {time.perf_counter() - started:7.1f}s {text}", file=sys.stderr, flush=True))
+        marks: list[tuple[str, float]] = []
+
+        def step(text: str) -> None:
+            marks.append((text, time.perf_counter() - started))
+            print(f"  {marks[-1][1]:7.1f}s {text}", file=sys.stderr, flush=True)
+
+        result = score(src, AS_OF, cfg, step)
         seconds = time.perf_counter() - started
+        ends = [at for _, at in marks[1:]] + [seconds]
+        stages = [(text, end - at) for (text, at), end in zip(marks, ends, strict=True)]
         from klantwaarde.scoring.store import read_scores
 
         written = read_scores(cfg.scoring.parquet, AS_OF)
         explained = sum(written[f"{t}_reasons"].map(len).gt(0) for t in ("churn", "margin",
                                                                             "upgrade")).gt(0)
         print(json.dumps({"seconds": seconds, "customers": result.customers,
-                          "drifted": result.drifted, "explained": int(explained.sum())}))
+                          "drifted": result.drifted, "explained": int(explained.sum()),
+                          "stages": stages}))
         return
     print(json.dumps(bare(src, cfg)))
 
@@ -204,6 +212,10 @@ def main() -> None:
     if "all" not in scored:
         print(f"  {'all':<8} {plain['customers']:>10,} {'~' + format(every, ',.0f'):>8}s "
               "(estimated from the bare TreeSHAP rate)")
+    for name, (result, _, _) in scored.items():
+        print(f"  stages of the run with reasons {name}:")
+        for text, seconds in result["stages"]:
+            print(f"    {seconds:7.1f} s  {text}")
     print(f"  bare xgboost predict  {plain['predict']:7.1f} s")
     print(f"  bare pred_contribs    {plain['contribs']:7.1f} s   on {plain['sample']:,} "
           f"customers, {plain['contribs'] / plain['sample'] * 1e3:.2f} ms per customer for the "
