@@ -143,7 +143,7 @@ def child(args: argparse.Namespace) -> None:
         fs = build(history, cfg, [last - k for k in range(snapshots)], labels=False)
         with tempfile.TemporaryDirectory() as tmp:
             path = args.save or Path(tmp) / "features.parquet"
-            rows = write_features(fs, path)
+            rows = write_features(fs, cfg, path)
             stages["snapshots"] = time.perf_counter() - started - stages["history"]
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
     else:

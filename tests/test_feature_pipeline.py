@@ -129,6 +129,12 @@ def test_the_same_features_make_the_same_file(base: Path, tmp_path: Path) -> Non
                          "--snapshots", "3", "--out", str(out))
         assert result.returncode == 0, result.stderr
     assert files[0].read_bytes() == files[1].read_bytes()
+    written = pq.read_table(files[0]).to_pandas().set_index(["as_of", "customer_id"])
+    written.index = written.index.set_levels(pd.to_datetime(written.index.levels[0]).date, level=0)
+    together = _frame(features_at(_source(base), AS_OF, CFG, snapshots=3))
+    together.index = together.index.set_levels(pd.to_datetime(together.index.levels[0]).date,
+                                               level=0)
+    pd.testing.assert_frame_equal(written, together, check_dtype=False)
 
 
 def test_row_groups_do_not_follow_the_engines_batches(tmp_path: Path) -> None:

@@ -400,7 +400,7 @@ def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
         step("aggregating the history and computing features")
         result = features_at(src, as_of.date(), cfg, snapshots)
         step(f"writing {out_file}")
-        rows = write_features(result, staging)
+        rows = write_features(result, cfg, staging)
         if rows == 0:  # the staged file is removed: nothing is written
             months = cfg.labels.active_months
             raise InputError(
