@@ -21,9 +21,7 @@ from klantwaarde.history import (
     EPOCH,
     History,
     euros,
-    interaction_state,
     late_cent_days,
-    order_state,
     per_customer,
     reminders_sent,
 )
@@ -87,7 +85,7 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
     has = {f.family for f in present} | {f.name for f in present}
 
     t = _orders(history, snaps, cfg, forward)
-    t = t.left_join(_state(order_state(history), snaps), ["customer_id", "snap"]) \
+    t = t.left_join(_state(history.order_state, snaps), ["customer_id", "snap"]) \
         .drop("customer_id_right", "snap_right")
     parts = [_invoices(history, snaps, cfg, forward, "payment" in has),
              _interactions(history, snaps, forward),
@@ -97,9 +95,8 @@ def build(history: History, cfg: Config, periods: list[int], labels: bool) -> Fe
             t = t.left_join(part, ["customer_id", "snap"]).drop("customer_id_right", "snap_right")
             t = t.mutate(**{c: t[c].fill_null(0) for c in part.columns
                             if c not in ("customer_id", "snap") and not c.startswith("last_")})
-    state = interaction_state(history)
-    if state is not None:
-        t = t.left_join(_state(state, snaps), ["customer_id", "snap"]) \
+    if history.interaction_state is not None:
+        t = t.left_join(_state(history.interaction_state, snaps), ["customer_id", "snap"]) \
             .drop("customer_id_right", "snap_right")
     if history.customers is not None:
         t = t.left_join(history.customers, "customer_id").drop("customer_id_right")

@@ -8,13 +8,10 @@ from klantwaarde.history.panels import (
     History,
     build_history,
     day_number,
-    interaction_state,
     late_cent_days,
-    order_state,
     per_customer,
     reminders_sent,
 )
 
 __all__ = ["EPOCH", "NEVER", "History", "build_history", "cents", "day_number", "euros",
-           "interaction_state", "late_cent_days", "order_state", "per_customer",
-           "reminders_sent"]
+           "late_cent_days", "per_customer", "reminders_sent"]

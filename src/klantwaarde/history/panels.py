@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import ibis
 import ibis.expr.types as ir
@@ -48,6 +49,25 @@ class History:
     notes: tuple[str, ...]  # "part: why", for every part of the order costing left out
     available: frozenset[str]  # "table" and "table.column" present in the source
 
+    @cached_property
+    def order_state(self) -> ir.Table:
+        """Per customer and period with orders: the first order day and the categories bought
+        so far, and the customer's next period with orders (``next_p``); computed once, when
+        first read."""
+        orders = self.orders
+        return _running(orders, first_day=("min", orders.first_day),
+                        bought_ever=("bit_or", orders.bought)).cache()
+
+    @cached_property
+    def interaction_state(self) -> ir.Table | None:
+        """Per customer and period with interactions: the last day of a visit, a call and any
+        contact so far, and the next period with interactions (``next_p``); computed once."""
+        i = self.interactions
+        if i is None:
+            return None
+        return _running(i, last_visit=("max", i.last_visit), last_call=("max", i.last_call),
+                        last_contact=("max", i.last_contact)).cache()
+
 
 def day_number(day: ir.DateValue) -> ir.IntegerValue:
     """Days since EPOCH."""
@@ -74,24 +94,6 @@ def build_history(source: Source, cfg: Config, anchor: int, last: int,
         notes=costed.notes,
         available=available,
     )
-
-
-def order_state(history: History) -> ir.Table:
-    """Per customer and period with orders: the first order day and the categories bought so
-    far, and the customer's next period with orders (``next_p``)."""
-    orders = history.orders
-    return _running(orders, first_day=("min", orders.first_day),
-                    bought_ever=("bit_or", orders.bought)).cache()
-
-
-def interaction_state(history: History) -> ir.Table | None:
-    """Per customer and period with interactions: the last day of a visit, a call and any
-    contact so far, and the next period with interactions (``next_p``)."""
-    i = history.interactions
-    if i is None:
-        return None
-    return _running(i, last_visit=("max", i.last_visit), last_call=("max", i.last_call),
-                    last_contact=("max", i.last_contact)).cache()
 
 
 def per_customer(t: ir.Table, keys: tuple[str, ...],
