@@ -140,10 +140,11 @@ def child(args: argparse.Namespace) -> None:
         last = period_of(as_of, anchor)
         history = build_history(open_source(str(folder), cfg.source), cfg, anchor, last)
         stages["history"] = time.perf_counter() - started
-        fs = build(history, cfg, [last - k for k in range(snapshots)], labels=False)
+        sets = (build(history, cfg, [last - k], labels=False)
+                for k in reversed(range(snapshots)))
         with tempfile.TemporaryDirectory() as tmp:
             path = args.save or Path(tmp) / "features.parquet"
-            rows = write_features(fs, cfg, path)
+            _, rows = write_features(sets, path)
             stages["snapshots"] = time.perf_counter() - started - stages["history"]
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
     else:

@@ -29,6 +29,7 @@ from klantwaarde.outputs import Kind, Place, mlflow_store, scores_store
 from klantwaarde.staging import staged_file, staged_folder
 
 if TYPE_CHECKING:
+    from klantwaarde.features import FeatureSet
     from klantwaarde.pipelines import Pipeline
     from klantwaarde.simulation import SimulationResult
     from klantwaarde.sources import Source
@@ -387,7 +388,7 @@ def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
         --out features/2025.parquet
     ```
     """
-    from klantwaarde.features import features_at
+    from klantwaarde.features import snapshot_sets
     from klantwaarde.features.output import write_features
 
     cfg = _config(ctx, config)
@@ -395,24 +396,31 @@ def features(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
         raise InputError(f"--out {out_file}: features are written as Parquet; name the file "
                          "*.parquet.")
     _check_places("features", [Place(out_file, "--out", Kind.NEW_FILE)], source)
+    dates: list[dt.date] = []
     with staged_file(out_file, "features") as staging, progress() as step:
         src = _valid_source(source, cfg, step, "features", as_of)
-        step("aggregating the history and computing features")
-        result = features_at(src, as_of.date(), cfg, snapshots)
-        step(f"writing {out_file}")
-        rows = write_features(result, cfg, staging)
-        if rows == 0:  # the staged file is removed: nothing is written
+        step("aggregating the history")
+
+        def announced(sets: Iterator[FeatureSet]) -> Iterator[FeatureSet]:
+            for fs in sets:
+                dates.extend(fs.as_of)
+                step(f"snapshot {len(dates)} of {snapshots}: writing the features at "
+                     f"{fs.as_of[0]}")
+                yield fs
+
+        first, rows = write_features(
+            announced(snapshot_sets(src, as_of.date(), cfg, snapshots)), staging)
+        if first is None or rows == 0:  # the staged file is removed: nothing is written
             months = cfg.labels.active_months
             raise InputError(
                 f"orders: no customer has an order line in the {months} months up to --as-of "
                 f"{as_of.date()}, so no customer is active and there is nothing to compute. "
                 f"Fix: choose an --as-of within the data (see klantwaarde validate for its "
                 f"dates), or raise active_months in labels.yaml.")
-    for notice in result.skipped:
+    for notice in first.skipped:
         err.print(f"[yellow]skipped[/yellow] {escape(notice)}")
-    dates = ", ".join(str(d) for d in sorted(result.as_of))
-    out.print(f"{rows:,} customer snapshots with {len(result.features)} features at {dates} "
-              f"written to {out_file}")
+    out.print(f"{rows:,} customer snapshots with {len(first.features)} features at "
+              f"{', '.join(str(d) for d in dates)} written to {out_file}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ given: no wall clock, no "latest date in the data".
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import ibis
@@ -25,7 +26,7 @@ from klantwaarde.sources import Source
 from klantwaarde.typed import typed_events
 
 __all__ = ["BY_NAME", "FEATURES", "CategoryValue", "Feature", "FeatureSet", "check_covers",
-           "features_at", "scoring_input", "training_set"]
+           "features_at", "scoring_input", "snapshot_sets", "training_set"]
 
 
 def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1) -> FeatureSet:
@@ -35,6 +36,17 @@ def features_at(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1)
     last = period_of(as_of, anchor)
     history = build_history(source, cfg, anchor, last)
     return build(history, cfg, [last - k for k in range(snapshots)], labels=False)
+
+
+def snapshot_sets(source: Source, as_of: dt.date, cfg: Config, snapshots: int = 1
+                  ) -> Iterator[FeatureSet]:
+    """``features_at`` one snapshot at a time, the oldest first, all from one history: each
+    snapshot is computed in the engine when the one before it has been read."""
+    anchor = anchor_of(as_of)
+    last = period_of(as_of, anchor)
+    history = build_history(source, cfg, anchor, last)
+    for k in reversed(range(snapshots)):
+        yield build(history, cfg, [last - k], labels=False)
 
 
 @dataclass(frozen=True)

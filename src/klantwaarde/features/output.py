@@ -9,46 +9,44 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from klantwaarde.config import Config
-from klantwaarde.features.snapshots import FeatureSet, build
-from klantwaarde.periods import period_of
+from klantwaarde.features.snapshots import FeatureSet
 
 ROW_GROUP = 65_536  # rows per Parquet row group
 
 
-def write_features(result: FeatureSet, cfg: Config, path: Path) -> int:
-    """Write the feature set to ``path`` one snapshot after the other, each built from the set's
-    history and written batch by batch as the engine yields it, so that memory does not grow
-    with the number of snapshots; the schema
-    metadata ``klantwaarde.features`` lists the features (name, family, window, dtype,
-    descriptions), ``klantwaarde.labels`` the labels and ``klantwaarde.skipped`` what the source
-    could not give. Returns the number of rows."""
+def write_features(sets: Iterable[FeatureSet], path: Path) -> tuple[FeatureSet | None, int]:
+    """Write feature sets (one per snapshot, the oldest first: ``snapshot_sets``) to ``path``,
+    each written batch by batch as the engine yields it, so that memory does not grow with the
+    number of snapshots; the schema metadata ``klantwaarde.features`` lists the features (name,
+    family, window, dtype, descriptions), ``klantwaarde.labels`` the labels and
+    ``klantwaarde.skipped`` what the source could not give. Returns the first set (None
+    without any) and the number of rows written."""
+    writer: pq.ParquetWriter | None = None
+    first: FeatureSet | None = None
+    rows = 0
+    try:
+        for fs in sets:
+            if writer is None:
+                first = fs
+                schema = fs.table.schema().to_pyarrow().with_metadata(_metadata(fs))
+                writer = pq.ParquetWriter(path, schema)
+            with fs.table.to_pyarrow_batches() as batches:
+                for table in row_groups(batches, schema):
+                    writer.write_table(table, row_group_size=ROW_GROUP)
+                    rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return first, rows
+
+
+def _metadata(fs: FeatureSet) -> dict[bytes, bytes]:
     declared = [{"name": f.name, "family": f.family, "window_months": f.window_months,
                  "dtype": f.dtype, "riskier": f.riskier, "en": f.en, "nl": f.nl}
-                for f in result.features]
-    metadata = {b"klantwaarde.features": json.dumps(declared).encode(),
-                b"klantwaarde.labels": json.dumps(list(result.labels)).encode(),
-                b"klantwaarde.skipped": json.dumps(list(result.skipped)).encode()}
-    schema = result.table.schema().to_pyarrow().with_metadata(metadata)
-    rows = 0
-    with pq.ParquetWriter(path, schema) as writer:
-        for table in row_groups(_snapshot_batches(result, cfg), schema):
-            writer.write_table(table, row_group_size=ROW_GROUP)
-            rows += table.num_rows
-    return rows
-
-
-def _snapshot_batches(result: FeatureSet, cfg: Config) -> Iterator[pa.RecordBatch]:
-    """The batches of every snapshot, the oldest first: one build and query per snapshot."""
-    if len(result.as_of) == 1:
-        alone = [result]
-    else:
-        history = result.history
-        alone = (build(history, cfg, [period_of(day, history.anchor)], bool(result.labels))
-                 for day in sorted(result.as_of))
-    for one in alone:
-        with one.table.to_pyarrow_batches() as batches:
-            yield from batches
+                for f in fs.features]
+    return {b"klantwaarde.features": json.dumps(declared).encode(),
+            b"klantwaarde.labels": json.dumps(list(fs.labels)).encode(),
+            b"klantwaarde.skipped": json.dumps(list(fs.skipped)).encode()}
 
 
 def row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
