@@ -230,26 +230,45 @@ def test_scoring_without_champions_writes_nothing_to_the_store(fake_store: Path,
     assert snapshot(store) == before  # not even the scoring experiment
 
 
-# `klantwaarde train` as an earlier release logged its models: MLflow pickles a PythonModel
-# object, whose class lives in a module of that release (here: earlier_release)
-EARLIER = """
-import sys
-from pathlib import Path
+# How an earlier release logged the champions, run with the folder of a temporary module
+# (earlier_release) on the path; after it, neither that module nor klantwaarde.training.moved
+# exists.
+EARLIER = {
+    # a PythonModel object, pickled by MLflow, of a class of that release
+    "pickled": """
 import mlflow
 from earlier_release import CustomerModel
-from klantwaarde.config import load_config
-from klantwaarde.models import registry
 
-registry.connect(load_config(Path(sys.argv[1])).models, create=True)
 with registry.start_run("train by an earlier release"):
-    info = mlflow.pyfunc.log_model(name="model", python_model=CustomerModel())
+    model_id = mlflow.pyfunc.log_model(name="model", python_model=CustomerModel()).model_id
+""",
+    # a model logged as code whose fitted pipeline holds a class of a module since moved
+    "moved": """
+import types
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from klantwaarde.models.customer_model import log_model
+
+class Constant(BaseEstimator):
+    def predict_proba(self, X):
+        return np.full((len(X), 2), 0.5)
+
+moved = sys.modules["klantwaarde.training.moved"] = types.ModuleType("klantwaarde.training.moved")
+Constant.__module__, moved.Constant = moved.__name__, Constant
+with registry.start_run("train by an earlier release"):
+    model_id = log_model("churn", "baseline", Constant(), ["x"], ["label_churn"], {},
+                         pd.DataFrame({"x": [1.0]}))
+"""}
+REGISTERED = """
 for target in ("churn", "margin", "upgrade"):
-    registry.promote(target, registry.register(target, info.model_id).version)
+    registry.promote(target, registry.register(target, model_id).version)
 """
 
 
+@pytest.mark.parametrize("logged", list(EARLIER))
 def test_a_champion_of_an_earlier_release_is_refused_with_the_advice_to_retrain(
-        tmp_path: Path) -> None:
+        logged: str, tmp_path: Path) -> None:
     module = tmp_path / "release"
     module.mkdir()
     (module / "earlier_release.py").write_text(
@@ -260,11 +279,14 @@ def test_a_champion_of_an_earlier_release_is_refused_with_the_advice_to_retrain(
     config.mkdir()
     (config / "models.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "models")}))
     (config / "scoring.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "scores.duckdb")}))
+    connect = ("import sys\nfrom pathlib import Path\nfrom klantwaarde.config import load_config\n"
+               "from klantwaarde.models import registry\n"
+               "registry.connect(load_config(Path(sys.argv[1])).models, create=True)\n")
     path = [str(module), *filter(None, [os.environ.get("PYTHONPATH")])]
-    logged = subprocess.run([sys.executable, "-c", EARLIER, str(config)],
-                            env=_env() | {"PYTHONPATH": os.pathsep.join(path)},
-                            capture_output=True, text=True, timeout=120)
-    assert logged.returncode == 0, logged.stderr
+    done = subprocess.run([sys.executable, "-c", connect + EARLIER[logged] + REGISTERED,
+                           str(config)], env=_env() | {"PYTHONPATH": os.pathsep.join(path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
     shutil.rmtree(module)  # the module of the pickled class is gone
 
     result = run_cli("score", "--source", str(EXAMPLE), "--as-of", "2024-12-31", "--config",

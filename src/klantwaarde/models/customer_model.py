@@ -115,16 +115,23 @@ def log_model(target: TargetName, candidate: str, pipeline: BaseEstimator, featu
 
 def load_model(version: Version) -> tuple[CustomerModel, dict[str, str]]:
     """A registered model version and the input columns of its signature with their MLflow
-    types. A version this release cannot load (logged by an earlier release, whose models were
-    pickled objects rather than code) is an input error that says to retrain."""
+    types. A version this release cannot load is an input error that says to retrain: one
+    logged by an earlier release as a pickled object rather than as code, or whose fitted
+    pipeline holds a class of a klantwaarde module that is gone."""
     uri = f"models:/{version.name}/{version.version}"
+    earlier = InputError(
+        f"{version.name} version {version.version} was logged by an earlier release of "
+        "klantwaarde and cannot be loaded by this one; retrain: klantwaarde train --source SRC "
+        f"--as-of DATE and klantwaarde promote --target {version.target}.")
     flavor = mlflow.models.get_model_info(uri).flavors.get(mlflow.pyfunc.FLAVOR_NAME, {})
     if MODEL_CODE_PATH not in flavor:
-        raise InputError(
-            f"{version.name} version {version.version} was logged by an earlier release of "
-            "klantwaarde and cannot be loaded by this one; retrain: klantwaarde train --source "
-            f"SRC --as-of DATE and klantwaarde promote --target {version.target}.")
-    loaded = mlflow.pyfunc.load_model(uri)
+        raise earlier
+    try:
+        loaded = mlflow.pyfunc.load_model(uri)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("klantwaarde."):
+            raise
+        raise earlier from exc
     schema = loaded.metadata.get_input_schema()
     inputs = {c.name: getattr(c.type, "name", str(c.type))
               for c in (schema.inputs if schema else [])}
