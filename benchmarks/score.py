@@ -113,10 +113,10 @@ def bare(src, cfg) -> dict[str, float]:
     import xgboost as xgb
 
     from klantwaarde.features import features_at
+    from klantwaarde.models import registry
+    from klantwaarde.models.customer_model import model_input
+    from klantwaarde.models.fitted import first_output
     from klantwaarde.scoring.champions import load_champions
-    from klantwaarde.training import registry
-    from klantwaarde.training.candidates import first_output
-    from klantwaarde.training.model import model_input
 
     registry.connect(cfg.models)
     champions = load_champions()

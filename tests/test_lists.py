@@ -30,9 +30,9 @@ from klantwaarde.lists import (
     read_decisions,
     write_lists,
 )
+from klantwaarde.models import registry
 from klantwaarde.scoring.evaluate import control_effect
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
-from klantwaarde.training import registry
 
 AS_OF = dt.date(2025, 6, 30)
 LOSS = "loss account"

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from klantwaarde.cli import app
 from klantwaarde.config import load_config
 from klantwaarde.features import features_at
+from klantwaarde.models.customer_model import model_input
 from klantwaarde.scoring.store import read_scores
 from klantwaarde.sources import open_source
-from klantwaarde.training.model import model_input
 
 AS_OF = "2025-06-30"  # 24 simulated months from 2023-07-01: labels complete up to 2024-12-31
 VALIDATION = dt.date(2024, 12, 31)

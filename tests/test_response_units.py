@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from klantwaarde.training import metrics
+from klantwaarde.models import metrics
 from klantwaarde.training.response import ResponseModel
 
 

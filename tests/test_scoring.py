@@ -21,7 +21,7 @@ from holder import holding
 from klantwaarde.cli import app
 from klantwaarde.features.catalog import BY_NAME, owns_feature
 from klantwaarde.lists import build_lists
-from klantwaarde.scoring import drift
+from klantwaarde.models import drift
 from klantwaarde.scoring.reasons import top_reasons
 
 AS_OF = "2025-06-30"
@@ -265,7 +265,7 @@ def test_the_upgrade_reasons_explain_its_first_output_alone() -> None:
     import xgboost as xgb
     from sklearn.pipeline import Pipeline
 
-    from klantwaarde.training.candidates import contributions
+    from klantwaarde.models.fitted import contributions
     from klantwaarde.training.matrix import FeatureMatrix
 
     rng = np.random.default_rng(0)
@@ -400,9 +400,9 @@ def test_a_month_before_the_champions_training_as_of_is_flagged_and_evaluated_in
     from mlflow import MlflowClient
 
     from klantwaarde.config import load_config
+    from klantwaarde.models import registry
     from klantwaarde.scoring.evaluate import _in_sample
     from klantwaarde.scoring.store import read_scores
-    from klantwaarde.training import registry
 
     config = tmp_path / "config"
     shutil.copytree(setup["config"], config)

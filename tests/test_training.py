@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from klantwaarde.cli import app
 from klantwaarde.config import load_config
-from klantwaarde.training import metrics
+from klantwaarde.models import metrics
 
 BIN = Path(sys.executable).parent
 AS_OF = "2025-06-30"  # 24 simulated months from 2023-07-01: labels complete up to 2024-12-31
@@ -148,8 +148,8 @@ def test_train_register_promote_and_score_through_a_server(base: Path, server: s
     mlflow.set_tracking_uri(server)
     model = mlflow.pyfunc.load_model("models:/klantwaarde-churn@champion")
     from klantwaarde.features import features_at
+    from klantwaarde.models.customer_model import model_input
     from klantwaarde.sources import open_source
-    from klantwaarde.training.model import model_input
 
     cfg = load_config(config)
     table = model_input(features_at(open_source(str(base), cfg.source), dt.date(2025, 6, 30),

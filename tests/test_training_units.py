@@ -1,12 +1,14 @@
 """Training is one unit for the model registry: a `klantwaarde train` killed at any moment
 leaves no challenger of its own once the next command ran, that command marks the killed
 process's runs FAILED, and promote refuses the versions of a training that did not finish.
-Commands refused for want of trained models write nothing."""
+Commands refused for want of trained models write nothing. Models are logged as code; a
+champion pickled by an earlier release is refused with the advice to retrain."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 from mlflow.exceptions import MlflowException
@@ -21,10 +24,11 @@ from mlflow.tracking import MlflowClient
 
 from conftest import EXAMPLE, SMALL_MODELS, run_cli, snapshot
 from klantwaarde.config import load_config
-from klantwaarde.training import registry
+from klantwaarde.models import registry
+from klantwaarde.models.targets import NAMES
 
 AS_OF = "2025-06-30"
-TARGETS = tuple(registry.NAMES)
+TARGETS = tuple(NAMES)
 # `klantwaarde ARGS...` that kills itself (SIGKILL) right after the Nth call of an MLflow
 # client method: the moments between registry writes, where a crash could split a training
 DYING = """
@@ -66,7 +70,7 @@ def _runs(client: MlflowClient) -> list:
 def _challengers(client: MlflowClient) -> dict[str, str]:
     """Each target's challenger version ("" where there is none)."""
     found = {}
-    for target, name in registry.NAMES.items():
+    for target, name in NAMES.items():
         try:
             found[target] = str(client.get_model_version_by_alias(name, "challenger").version)
         except MlflowException:
@@ -75,7 +79,7 @@ def _challengers(client: MlflowClient) -> dict[str, str]:
 
 
 def _newest(client: MlflowClient, target: str) -> str:
-    name = registry.NAMES[target]
+    name = NAMES[target]
     return str(max(int(v.version) for v in client.search_model_versions(f"name = '{name}'")))
 
 
@@ -109,7 +113,7 @@ def _fake_training(name: str, targets: tuple[str, ...] = TARGETS
     for target in targets:
         with registry.start_run(f"{target}/{name}", nested=True) as run:
             pass
-        model = registry.NAMES[target]
+        model = NAMES[target]
         if not client.search_registered_models(f"name = '{model}'"):
             client.create_registered_model(model)
         made = client.create_model_version(model, f"runs:/{run.info.run_id}/model",
@@ -185,7 +189,7 @@ def test_the_next_command_marks_the_run_of_a_killed_process_failed(fake_store: P
 import os, signal
 from pathlib import Path
 from klantwaarde.config import load_config
-from klantwaarde.training import registry
+from klantwaarde.models import registry
 cfg = load_config(Path({str(fake_store)!r})).models
 registry.connect(cfg, cfg.experiment + "-scoring")
 with registry.start_run("score {AS_OF}"):
@@ -224,6 +228,75 @@ def test_scoring_without_champions_writes_nothing_to_the_store(fake_store: Path,
     assert result.returncode == 2, result.stderr
     assert "no champion for klantwaarde-churn" in result.stderr
     assert snapshot(store) == before  # not even the scoring experiment
+
+
+# How an earlier release logged the champions, run with the folder of a temporary module
+# (earlier_release) on the path; after it, neither that module nor klantwaarde.training.moved
+# exists.
+EARLIER = {
+    # a PythonModel object, pickled by MLflow, of a class of that release
+    "pickled": """
+import mlflow
+from earlier_release import CustomerModel
+
+with registry.start_run("train by an earlier release"):
+    model_id = mlflow.pyfunc.log_model(name="model", python_model=CustomerModel()).model_id
+""",
+    # a model logged as code whose fitted pipeline holds a class of a module since moved
+    "moved": """
+import types
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from klantwaarde.models.customer_model import log_model
+
+class Constant(BaseEstimator):
+    def predict_proba(self, X):
+        return np.full((len(X), 2), 0.5)
+
+moved = sys.modules["klantwaarde.training.moved"] = types.ModuleType("klantwaarde.training.moved")
+Constant.__module__, moved.Constant = moved.__name__, Constant
+with registry.start_run("train by an earlier release"):
+    model_id = log_model("churn", "baseline", Constant(), ["x"], ["label_churn"], {},
+                         pd.DataFrame({"x": [1.0]}))
+"""}
+REGISTERED = """
+for target in ("churn", "margin", "upgrade"):
+    registry.promote(target, registry.register(target, model_id).version)
+"""
+
+
+@pytest.mark.parametrize("logged", list(EARLIER))
+def test_a_champion_of_an_earlier_release_is_refused_with_the_advice_to_retrain(
+        logged: str, tmp_path: Path) -> None:
+    module = tmp_path / "release"
+    module.mkdir()
+    (module / "earlier_release.py").write_text(
+        "import mlflow.pyfunc\n\n\nclass CustomerModel(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        return model_input\n")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "models.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "models")}))
+    (config / "scoring.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "scores.duckdb")}))
+    connect = ("import sys\nfrom pathlib import Path\nfrom klantwaarde.config import load_config\n"
+               "from klantwaarde.models import registry\n"
+               "registry.connect(load_config(Path(sys.argv[1])).models, create=True)\n")
+    path = [str(module), *filter(None, [os.environ.get("PYTHONPATH")])]
+    done = subprocess.run([sys.executable, "-c", connect + EARLIER[logged] + REGISTERED,
+                           str(config)], env=_env() | {"PYTHONPATH": os.pathsep.join(path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(module)  # the module of the pickled class is gone
+
+    result = run_cli("score", "--source", str(EXAMPLE), "--as-of", "2024-12-31", "--config",
+                     str(config), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert ("klantwaarde-churn version 1 was logged by an earlier release of klantwaarde and "
+            "cannot be loaded by this one; retrain: klantwaarde train --source SRC --as-of DATE "
+            "and klantwaarde promote --target churn") in message
+    assert "Traceback" not in message
 
 
 # ---------------------------------------------------------------- killing a real training
@@ -273,8 +346,26 @@ def test_train_prints_only_its_own_lines(trained: Trained) -> None:
     lines = trained.output.stderr.splitlines()
     assert [line for line in lines if LIBRARY.search(line) or not OWN.fullmatch(line)] == []
     assert {line.split(":")[0] for line in lines} == set(TARGETS)
-    for name in registry.NAMES.values():
+    for name in NAMES.values():
         assert f"{name}: version 1 is challenger\n" in trained.output.stdout
+
+
+def test_every_model_is_logged_as_code(trained: Trained) -> None:
+    """MLflow's models-from-code: each logged model holds the code that loads it, the fitted
+    pipeline and the training profile as artifacts, and its target, candidate, features and
+    labels as model config; no PythonModel object is pickled, so MLflow warns of nothing."""
+    assert "Passing a Python object" not in trained.output.stderr
+    folders = [p.parent for p in (trained.store / "artifacts").rglob("MLmodel")]
+    assert len(folders) >= len(NAMES) * 2  # every candidate of every target
+    for folder in folders:
+        flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["python_function"]
+        assert Path(flavor["model_code_path"]).name == "logged_model.py", folder
+        assert (folder / "logged_model.py").is_file()
+        assert "python_model" not in flavor and not list(folder.glob("python_model.pkl*"))
+        assert set(flavor["artifacts"]) == {"pipeline", "profile"}
+        assert set(flavor["config"]) == {"target", "candidate", "features", "labels"}
+    model = mlflow.pyfunc.load_model(str(folders[0])).unwrap_python_model()
+    assert set(model.profile) == set(model.features) and hasattr(model.pipeline, "fit")
 
 
 def _kill_training(trained: Trained, at: float | tuple[str, int]) -> int:
@@ -313,7 +404,7 @@ def _check_unit(client: MlflowClient, pid: int, before: dict[str, str]) -> None:
         assert training[0].info.status == "FAILED"
         assert f"(pid {pid} on " in training[0].data.tags[registry.FAILURE]
     now = _challengers(client)
-    trainings = {_training_of(client, registry.NAMES[t], v).info.run_id for t, v in now.items()}
+    trainings = {_training_of(client, NAMES[t], v).info.run_id for t, v in now.items()}
     assert len(trainings) == 1, now  # one unit
     assert client.get_run(trainings.pop()).info.status == "FINISHED"
     assert now == before or finished, (now, before)
@@ -345,7 +436,7 @@ def test_a_training_killed_in_its_alias_moves_or_before_moves_no_challenger(
     # its versions are registered, but promote refuses them, and writes nothing
     store = snapshot(trained.store)
     version = _newest(client, "margin")
-    killed = _training_of(client, registry.NAMES["margin"], version)
+    killed = _training_of(client, NAMES["margin"], version)
     result = run_cli("promote", "--target", "margin", "--version", version, "--config",
                      str(trained.config))
     assert result.returncode == 2, result.stderr

@@ -467,7 +467,7 @@ def promote(ctx: typer.Context,
     klantwaarde promote --target margin --version 3
     ```
     """
-    from klantwaarde.training import registry
+    from klantwaarde.models import registry
 
     cfg = _config(ctx, config)
     _check_places("promote", mlflow_store(cfg.models.store))
@@ -810,10 +810,11 @@ def demo(
 
 def main() -> None:
     """Console-script entry point: map errors to exit codes without tracebacks. MLflow logs
-    warnings and errors only, not its steps (INFO), unless KLANTWAARDE_DEBUG or
-    MLFLOW_LOGGING_LEVEL is set."""
+    warnings and errors only, not its steps (INFO), and draws no progress bars (copying a
+    model's artifacts), unless KLANTWAARDE_DEBUG or the MLflow variable is set."""
     if not os.environ.get("KLANTWAARDE_DEBUG"):
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app()
     except InputError as exc:

@@ -24,14 +24,15 @@ from klantwaarde.decisions import decided
 from klantwaarde.errors import InputError
 from klantwaarde.features.snapshots import build
 from klantwaarde.history import History, build_history
+from klantwaarde.models import registry
+from klantwaarde.models.customer_model import model_input
+from klantwaarde.models.targets import REQUIRED, TARGETS
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.profitability.margins import margin_values
-from klantwaarde.scoring.champions import TARGETS, check_inputs, load_version
+from klantwaarde.scoring.champions import check_inputs, load_version
 from klantwaarde.scoring.reasons import peer_reasons, top_reasons
 from klantwaarde.scoring.store import read_scores
 from klantwaarde.sources import Source
-from klantwaarde.training import registry
-from klantwaarde.training.model import model_input
 
 Step = Callable[[str], None]
 HISTORY_MONTHS = 12
@@ -130,7 +131,7 @@ def explain(row: pd.Series, source: Source, cfg: Config, step: Step = lambda _: 
     if scores["contact_effect"] is None:
         notices.append("no contact_effect: the month was scored without a response champion, "
                        "so there is no expected saved margin")
-    versions = {t: _version(row, t) for t in (*TARGETS, "response")}
+    versions = {t: _version(row, t) for t in TARGETS}
     manager = _value(row["account_manager"])
     return Explanation(as_of, customer, None if manager is None else str(manager), versions,
                        scores, reasons, origin, months, notices)
@@ -140,9 +141,9 @@ def _reasons(row: pd.Series, history: History, cfg: Config, last: int, step: Ste
              notices: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Per target, the row's stored reasons, or where it holds none those the row's model
     version gives now."""
-    reasons = {t: _texts(row[f"{t}_reasons"]) for t in TARGETS}
-    origin = dict.fromkeys(TARGETS, STORED)
-    missing = [t for t in TARGETS if not reasons[t]]
+    reasons = {t: _texts(row[f"{t}_reasons"]) for t in REQUIRED}
+    origin = dict.fromkeys(REQUIRED, STORED)
+    missing = [t for t in REQUIRED if not reasons[t]]
     k, language = cfg.scoring.reasons, cfg.scoring.language
     if not missing or k == 0:
         if k == 0:

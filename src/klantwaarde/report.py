@@ -22,6 +22,8 @@ from mlflow import MlflowClient
 from klantwaarde import __version__
 from klantwaarde.config import Config
 from klantwaarde.lists import SHEETS, build_lists
+from klantwaarde.models import registry
+from klantwaarde.models.targets import NAMES
 from klantwaarde.profitability.charts import pyramid_png, whale_curve_png
 from klantwaarde.profitability.segments import (
     INACTIVE,
@@ -31,7 +33,6 @@ from klantwaarde.profitability.segments import (
     whale_curve,
 )
 from klantwaarde.scoring.store import read_scores
-from klantwaarde.training import registry
 
 # per target: the validation metrics shown, and how
 METRICS = {"churn": {"roc_auc": "{:.3f}", "lift_top10": "{:.2f}x",
@@ -130,7 +131,7 @@ def _champions() -> list[dict[str, str]]:
     for target, shown in METRICS.items():
         version = registry.alias_version(target, registry.CHAMPION)
         if version is None:
-            rows.append({"model": registry.NAMES[target], "version": "no champion",
+            rows.append({"model": NAMES[target], "version": "no champion",
                          "candidate": "", "validation": ""})
             continue
         run = client.get_run(version.run_id)

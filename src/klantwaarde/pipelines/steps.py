@@ -104,7 +104,7 @@ def train(spec: TrainStep, ctx: Context) -> Outcome:
 
 
 def promote(spec: PromoteStep, ctx: Context) -> Outcome:
-    from klantwaarde.training import registry
+    from klantwaarde.models import registry
     from klantwaarde.training.train import promote_winners
 
     registry.connect(ctx.cfg.models)

@@ -7,16 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import mlflow.pyfunc
+import mlflow
 import pandas as pd
 
 from klantwaarde.errors import InputError
-from klantwaarde.training import registry
-from klantwaarde.training.candidates import TargetName
-from klantwaarde.training.model import CustomerModel
-
-TARGETS: tuple[TargetName, ...] = ("churn", "margin", "upgrade")
-OPTIONAL: tuple[TargetName, ...] = ("response",)
+from klantwaarde.models import registry
+from klantwaarde.models.customer_model import CustomerModel, load_model
+from klantwaarde.models.targets import NAMES, OPTIONAL, REQUIRED, TargetName
 
 
 @dataclass(frozen=True)
@@ -31,10 +28,10 @@ def load_champions() -> dict[TargetName, Champion]:
     """Each target's champion, loaded by version number: the alias is read once, so a promote
     during the run cannot mix two versions. Without a champion: an input error that says how to
     get one. An optional target without a champion is left out."""
-    versions = {t: registry.alias_version(t, registry.CHAMPION) for t in TARGETS + OPTIONAL}
-    missing = [t for t, v in versions.items() if v is None and t in TARGETS]
+    versions = {t: registry.alias_version(t, registry.CHAMPION) for t in REQUIRED + OPTIONAL}
+    missing = [t for t, v in versions.items() if v is None and t in REQUIRED]
     if missing:
-        names = ", ".join(registry.NAMES[t] for t in missing)
+        names = ", ".join(NAMES[t] for t in missing)
         raise InputError(
             f"models: no champion for {names} in the model registry "
             f"({mlflow.get_tracking_uri()}). Run klantwaarde train --source SRC --as-of DATE, "
@@ -50,7 +47,7 @@ def load_version(target: TargetName, number: int) -> Champion:
     version = registry.model_version(target, number)
     if version is None:
         raise InputError(
-            f"models: {registry.NAMES[target]} has no version {number} in the model registry "
+            f"models: {NAMES[target]} has no version {number} in the model registry "
             f"({mlflow.get_tracking_uri()}), which scored this row. Fix: set "
             "MLFLOW_TRACKING_URI (or models.yaml store) to the registry the month was scored "
             "with, or score the month again with today's champions.")
@@ -58,11 +55,8 @@ def load_version(target: TargetName, number: int) -> Champion:
 
 
 def _load(version: registry.Version) -> Champion:
-    loaded = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    schema = loaded.metadata.get_input_schema()
-    inputs = {c.name: getattr(c.type, "name", str(c.type))
-              for c in (schema.inputs if schema else [])}
-    return Champion(version, loaded.unwrap_python_model(), inputs, trained_as_of(version))
+    model, inputs = load_model(version)
+    return Champion(version, model, inputs, trained_as_of(version))
 
 
 def trained_as_of(version: registry.Version) -> dt.date | None:

@@ -23,6 +23,15 @@ from klantwaarde.decisions import contact_cost
 from klantwaarde.errors import InputError
 from klantwaarde.features import training_set
 from klantwaarde.lists import AT_RISK, CROSS_SELL, build_lists
+from klantwaarde.models import registry
+from klantwaarde.models.metrics import (
+    calibration_table,
+    churn_metrics,
+    gains_table,
+    margin_metrics,
+    uplift_metrics,
+)
+from klantwaarde.models.targets import NAMES
 from klantwaarde.periods import months_before
 from klantwaarde.plots import calibration_png, gains_png
 from klantwaarde.profitability.margins import margins_of
@@ -31,14 +40,6 @@ from klantwaarde.profitability.segments import INACTIVE
 from klantwaarde.scoring.champions import trained_as_of
 from klantwaarde.scoring.store import read_scores, scored_months
 from klantwaarde.sources import Source
-from klantwaarde.training import registry
-from klantwaarde.training.metrics import (
-    calibration_table,
-    churn_metrics,
-    gains_table,
-    margin_metrics,
-    uplift_metrics,
-)
 
 Step = Callable[[str], None]
 
@@ -131,7 +132,7 @@ def _in_sample(scores: pd.DataFrame, versions: dict[str, int], then: dt.date) ->
         return bool(recorded.any())
     client = MlflowClient()
     for target, version in versions.items():
-        name = registry.NAMES[target]
+        name = NAMES[target]
         try:
             run_id = client.get_model_version(name, str(version)).run_id
         except MlflowException:  # a version no longer in this registry

@@ -14,7 +14,7 @@ import pandas as pd
 
 from klantwaarde.features.catalog import Feature, Language
 from klantwaarde.features.words import percent
-from klantwaarde.training.candidates import TargetName
+from klantwaarde.models.targets import TargetName
 
 _PEERS = {"en": ("{share} of customers in {industry} buy {category}; this one never has",
                  "{share} of customers buy {category}; this one never has"),

@@ -22,15 +22,16 @@ from klantwaarde.contract import table_spec
 from klantwaarde.decisions import AT_RISK, decide, managers_of
 from klantwaarde.errors import InputError
 from klantwaarde.features import CategoryValue, FeatureSet, scoring_input
+from klantwaarde.models import registry
+from klantwaarde.models.customer_model import model_input
+from klantwaarde.models.drift import stability
+from klantwaarde.models.targets import NAMES
 from klantwaarde.profitability.margins import margins_of
 from klantwaarde.profitability.report import report_of
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
-from klantwaarde.scoring.drift import stability
 from klantwaarde.scoring.reasons import peer_reasons, top_reasons
 from klantwaarde.scoring.store import SCHEMA, check_unlocked, write_scores
 from klantwaarde.sources import Source
-from klantwaarde.training import registry
-from klantwaarde.training.model import model_input
 from klantwaarde.typed import typed_table
 
 Step = Callable[[str], None]
@@ -208,7 +209,7 @@ def _contact_effect(response: pd.DataFrame | None, rows: int, notices: list[str]
     """The response champion's effect of a contact; null, with a notice, without one."""
     if response is not None:
         return {"contact_effect": response.contact_effect.to_numpy(float)}
-    notices.append(f"{registry.NAMES['response']} has no champion, so the scores have no "
+    notices.append(f"{NAMES['response']} has no champion, so the scores have no "
                    "contact_effect (train on a source with an interactions table, then "
                    "klantwaarde promote --target response)")
     return {"contact_effect": np.full(rows, np.nan), "response_version": [None] * rows}
@@ -237,7 +238,7 @@ def _drift(champions: dict[str, Champion], frame: pd.DataFrame) -> dict[str, flo
     """Per feature, the largest PSI against any champion's training data."""
     out: dict[str, float] = {}
     for champion in champions.values():
-        for name, value in stability(getattr(champion.model, "profile", {}), frame).items():
+        for name, value in stability(champion.model.profile, frame).items():
             out[name] = max(value, out.get(name, 0.0))
     return out
 

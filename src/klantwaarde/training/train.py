@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,28 +24,25 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
-from mlflow.models import infer_signature
 
 from klantwaarde import __version__, plots
 from klantwaarde.config import Config
 from klantwaarde.errors import InputError
 from klantwaarde.features import training_set
+from klantwaarde.models import drift, metrics, registry
+from klantwaarde.models.customer_model import load_model, log_model, model_input
+from klantwaarde.models.fitted import contributions, predict
+from klantwaarde.models.targets import TARGETS, TargetName, output_columns
 from klantwaarde.periods import anchor_of, date_of, period_of
-from klantwaarde.scoring import drift
 from klantwaarde.sources import Source
-from klantwaarde.training import btyd, metrics, registry
+from klantwaarde.training import btyd
 from klantwaarde.training.candidates import (
     CANDIDATES,
-    TARGETS,
     Fitted,
-    TargetName,
-    contributions,
     fit_baseline,
     fit_tree,
     fit_xgboost,
-    predict,
 )
-from klantwaarde.training.model import CustomerModel, model_input, output_columns
 from klantwaarde.training.response import LEARNERS, ResponseModel
 
 Step = Callable[[str], None]
@@ -255,8 +250,7 @@ def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg
         scores = predict(target, fitted.pipeline, X, len(labels))
         found, tables = evaluate(target, labels, sets.valid, scores, cfg)
         mlflow.set_tags({"target": target, "candidate": name})
-        mlflow.log_params({f"{name}.{k}": v for k, v in fitted.params.items()}
-                          | {"labels": ",".join(labels)})
+        mlflow.log_params({f"{name}.{k}": v for k, v in fitted.params.items()})
         mlflow.log_metrics({k: v for k, v in found.items() if v is not None and np.isfinite(v)})
         folder = tmp / f"{target}-{name}"
         folder.mkdir()
@@ -266,32 +260,11 @@ def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg
         if name == "xgboost":
             _shap_summary(fitted, X, folder / "shap_summary.png")
         mlflow.log_artifacts(str(folder))
-        model = CustomerModel(target, name, fitted.pipeline, sets.features, labels, profile)
-        example = X.head(5)
-        with _pickle_notice_dropped():
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=model, input_example=example,
-                signature=infer_signature(example, model.predict(None, example)),
-                pip_requirements=_requirements())
+        model_id = log_model(target, name, fitted.pipeline, sets.features, labels, profile,
+                             X.head(5))
         shown = {k: round(v, 4) for k, v in found.items() if k in _SHOWN}
         step(f"{target}: {name} {shown}")
-        return Candidate(target, name, found, run.info.run_id, info.model_id)
-
-
-@contextmanager
-def _pickle_notice_dropped() -> Iterator[None]:
-    """Without MLflow's warning that a ``PythonModel`` object is pickled: it recommends
-    models-from-code, which these models do not use yet."""
-    logger = logging.getLogger("mlflow.pyfunc")
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Passing a Python object as `python_model`")
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
+        return Candidate(target, name, found, run.info.run_id, model_id)
 
 
 _SHOWN = {"roc_auc", "pr_auc", "lift_top10", "normalized_gini", "spearman", "mae",
@@ -396,14 +369,6 @@ def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 2000)
     plt.close("all")
 
 
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{p}=={version(d)}" for p, d in (
-        ("mlflow", "mlflow"), ("scikit-learn", "scikit-learn"), ("xgboost", "xgboost-cpu"),
-        ("pandas", "pandas"), ("numpy", "numpy"), ("econml", "econml"))]
-
-
 def _selection(cfg: Config, target: TargetName) -> tuple[str, str | None]:
     """The validation metric that picks the challenger of ``target``, and the candidate that
     selection names instead, if any (the response model's ``what_if``: its observed Qini is
@@ -426,10 +391,16 @@ def _verdict(target: TargetName, best: Candidate, challenger: registry.Version,
     if named:
         return Verdict(challenger, True, f"{target}: the {new} is the {named} learner that "
                        f"models.yaml selection names; it replaces the {old}")
-    # as scoring calls it: on the feature table, which holds more columns than the signature
-    model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     try:
-        out = model.unwrap_python_model().predict(None, sets.valid)
+        model, _ = load_model(champion)
+    except InputError:
+        return Verdict(challenger, False, f"{target}: the {old} was logged by an earlier release "
+                       f"of klantwaarde, which this one cannot load, so the rule cannot compare "
+                       f"it with the {new}; klantwaarde promote --target {target} promotes that "
+                       "by hand")
+    # as scoring calls it: on the feature table, which holds more columns than the signature
+    try:
+        out = model.predict(None, sets.valid)
     except Exception as exc:  # a champion of older features may not read this table
         return Verdict(challenger, False, f"{target}: the {old} cannot score this validation "
                        f"set ({exc}), so the rule cannot compare it with the {new}; klantwaarde "

@@ -27,9 +27,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from klantwaarde.config import ModelsConfig
 from klantwaarde.errors import InputError
+from klantwaarde.models.targets import NAMES
 
-NAMES = {"churn": "klantwaarde-churn", "margin": "klantwaarde-margin",
-         "upgrade": "klantwaarde-upgrade", "response": "klantwaarde-response"}
 CHALLENGER, CHAMPION = "challenger", "champion"
 DATABASE = "mlflow.db"
 # tags of every run klantwaarde opens: the process that opened it
