@@ -232,7 +232,7 @@ def features_pandas(folder: Path, as_of: dt.date, cfg: Config) -> pd.DataFrame:
     products = _read(folder, "products", ["product_id", "category", "unit_cost"])
     mstart = grid.edge(12)  # customer_margins(source, as_of, costs, 12)'s window
     margins = _margins(o[o["order_date"] > mstart], products, invoices, interactions,
-                       complaints, customers, costs, mstart, asof, has_discount)
+                       complaints, customers, costs, grid, has_discount)
     out["gross_margin_12m"] = margins["gross_margin"]
     out["cost_to_serve_12m"] = margins["cost_to_serve"]
     out["net_margin_12m"] = margins["net_margin"]
@@ -355,9 +355,10 @@ def features_pandas(folder: Path, as_of: dt.date, cfg: Config) -> pd.DataFrame:
 
 def _margins(o: pd.DataFrame, products: pd.DataFrame | None, invoices: pd.DataFrame | None,
              interactions: pd.DataFrame | None, complaints: pd.DataFrame | None,
-             customers: pd.Index, costs, start: pd.Timestamp, asof: pd.Timestamp,  # noqa: ANN001
-             has_discount: bool) -> pd.DataFrame:
+             customers: pd.Index, costs, grid: Grid, has_discount: bool  # noqa: ANN001
+             ) -> pd.DataFrame:
     """``customer_margins`` for the eligible customers (whose lines ``o`` lie in its window)."""
+    start, asof = grid.edge(12), grid.as_of
     fallback = o["gross_amount"] * (1 - costs.default_gross_margin)
     if "cost_amount" in o.columns:
         cogs = o["cost_amount"].fillna(fallback)
@@ -398,8 +399,17 @@ def _margins(o: pd.DataFrame, products: pd.DataFrame | None, invoices: pd.DataFr
             due, paid = _date(inv["due_date"]), _date(inv["paid_date"])
             settled = paid.fillna(asof).clip(upper=asof)
             late = _days(settled, due).clip(lower=0).fillna(0)
+            # a reminder at each period end after the due date and before the payment
+            ends = grid.ends
+            before_paid = np.searchsorted(ends, paid.fillna(pd.Timestamp.max).to_numpy()
+                                          .astype("datetime64[ms]"), side="left")
+            after_due = np.searchsorted(ends, due.to_numpy().astype("datetime64[ms]"),
+                                        side="right")
+            sent = np.clip(before_paid - after_due, 0, costs.max_reminders)
+            sent = np.where(due.notna() & (_amount(inv["amount"]) > 0), sent, 0)
             parts["interest"] = (_amount(inv["amount"]).clip(lower=0).fillna(0) * late
-                                 * (costs.late_payment_interest_per_year / 365))
+                                 * (costs.late_payment_interest_per_year / 365)
+                                 + sent * costs.per_reminder)
         t = t.join(pd.DataFrame(parts, index=inv.index)
                    .groupby(inv["customer_id"], observed=False).sum())
     x = window(interactions, "date")
