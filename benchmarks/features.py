@@ -17,7 +17,9 @@ time by other load on the machine) and its peak memory (``ru_maxrss``, imports i
 
 The engine's steps print their stages: the history (order lines costed and every table
 aggregated into monthly panels, kept in the engine) and the snapshots (windows over the panels,
-written to Parquet). DuckDB runs on all its threads; every run's Parquet file is hashed, and the
+written to Parquet); the 12-snapshot step also times its output alone, read back and written
+again in the same row groups (not counted in the step): with the history, a floor for any build
+of the same rows. DuckDB runs on all its threads; every run's Parquet file is hashed, and the
 runs of a step must give the same bytes.
 
 as_of is the last day of the data (2025-02-28), so the 12-month windows are full. The targets:
@@ -147,13 +149,29 @@ def child(args: argparse.Namespace) -> None:
             _, rows = write_features(sets, path)
             stages["snapshots"] = time.perf_counter() - started - stages["history"]
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            stages["output alone"] = rewrite(path, Path(tmp) / "again.parquet")
     else:
         result = features_pandas(folder, as_of, cfg)
         rows = len(result)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - stages.get("output alone", 0.0)
     if args.save and args.step == "pandas":
         result.to_parquet(args.save, index=False)
     print(json.dumps({"seconds": seconds, "rows": rows, "stages": stages, "sha256": digest}))
+
+
+def rewrite(path: Path, again: Path) -> float:
+    """Seconds to read the written features back and write them again in the same row groups:
+    what the output's rows cost without computing any of them (not counted in the step)."""
+    import pyarrow.parquet as pq
+
+    from klantwaarde.features.output import ROW_GROUP, row_groups
+
+    started = time.perf_counter()
+    source = pq.ParquetFile(path)
+    with pq.ParquetWriter(again, source.schema_arrow) as writer:
+        for table in row_groups(source.iter_batches(), source.schema_arrow):
+            writer.write_table(table, row_group_size=ROW_GROUP)
+    return time.perf_counter() - started
 
 
 def run_step(step: str, folder: Path, as_of: dt.date, snapshots: int, save: Path | None
@@ -330,6 +348,10 @@ def main() -> None:
         r = best["twelve"] / best["one"]
         print(f"12 as_of <= {TARGETS['twelve']:g}x one as_of:    {r:5.1f}x  "
               f"{verdict(r <= TARGETS['twelve'])}")
+        stages = min(results["twelve"], key=lambda r: r["seconds"])["stages"]
+        floor = stages["history"] + stages["output alone"]
+        print(f"  (the history and the 12 snapshots' output alone, written again: "
+              f"{floor:.2f} s, {floor / best['one']:.1f}x one as_of)")
     if {"one", "pandas"} <= set(best):
         r = best["pandas"] / best["one"]
         print(f"engine >= {TARGETS['speedup']:g}x faster than pandas: {r:5.1f}x  "
