@@ -11,11 +11,13 @@ process:
          three models with their TreeSHAP reasons, next-best categories, profitability
          segments, the month written to the DuckDB scores table and as Parquet, the MLflow
          run. Wall time (imports excluded), CPU time and peak memory (``ru_maxrss``).
-  bare   the same features, fetched once (not timed); then only the three champions' boosters
-         predicting on their matrices (``Booster.predict``), and separately their TreeSHAP
-         contributions (``pred_contribs``; of upgrade's first output, as scoring explains it) on
-         a sample of at most 20,000 customers: what the models themselves cost, and what the
-         reasons of every customer cost at that rate.
+  bare   the same features, fetched once (not timed); then only the three champions' models
+         predicting on their matrices (``Booster.predict``; the upgrade model's
+         ``predict_proba``, which builds its own matrices), and separately their TreeSHAP
+         contributions (``pred_contribs``; the upgrade model's ``contributions``, of each
+         customer's best category, as scoring explains it) on a sample of at most 20,000
+         customers: what the models themselves cost, and what the reasons of every customer
+         cost at that rate.
 
 ``--reasons`` names the scoring runs, side by side: ``none`` (``reasons: 0``, no TreeSHAP),
 ``listed`` (the default ``reasons_for: listed``: reasons only for the customers on a sheet at the
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 AS_OF = dt.date(2025, 2, 28)
@@ -108,7 +111,7 @@ def child(step: str, source: Path, config: Path) -> None:
 
 
 def bare(src, cfg) -> dict[str, float]:
-    """Seconds of the three boosters' predict and pred_contribs on the features at AS_OF (the
+    """Seconds of the three models' predict and pred_contribs on the features at AS_OF (the
     response model's meta-learner is left out: it has no reasons)."""
     import xgboost as xgb
 
@@ -121,24 +124,31 @@ def bare(src, cfg) -> dict[str, float]:
     registry.connect(cfg.models)
     champions = load_champions()
     frame = model_input(features_at(src, AS_OF, cfg))
-    models = []  # (booster, its first output alone, matrix)
+    rows = min(SAMPLE, len(frame))
+    models = []  # (predict, contributions on the sample), each on its prepared matrix
     for target, champion in champions.items():
         if target == "response":  # a meta-learner, not one booster; it gives no reasons
             continue
         pipeline = champion.model.pipeline
-        booster = pipeline.named_steps["model"].get_booster()
-        models.append((booster, first_output(booster), xgb.DMatrix(
-            pipeline.named_steps["matrix"].transform(frame[champion.model.features]))))
+        model = pipeline.named_steps["model"]
+        values = pipeline.named_steps["matrix"].transform(frame[champion.model.features])
+        if hasattr(model, "contributions"):  # upgrade: a binary model per output
+            models.append((partial(model.predict_proba, values),
+                           partial(model.contributions, values[:rows])))
+        else:
+            booster, matrix = model.get_booster(), xgb.DMatrix(values)
+            models.append((partial(booster.predict, matrix),
+                           partial(first_output(booster).predict, matrix.slice(range(rows)),
+                                   pred_contribs=True)))
     out = {"customers": len(frame)}
     started = time.perf_counter()
-    for booster, _, matrix in models:
-        booster.predict(matrix)
+    for predict, _ in models:
+        predict()
     out["predict"] = time.perf_counter() - started
-    rows = min(SAMPLE, len(frame))
     out["sample"] = rows
     started = time.perf_counter()
-    for _, first, matrix in models:
-        first.predict(matrix.slice(range(rows)), pred_contribs=True)
+    for _, contribs in models:
+        contribs()
     out["contribs"] = time.perf_counter() - started
     return out
 

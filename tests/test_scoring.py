@@ -259,25 +259,49 @@ def test_a_source_without_the_features_of_the_champions_is_refused(setup: dict[s
         pd.testing.assert_frame_equal(before, _month(setup["store"]))
 
 
-def test_the_upgrade_reasons_explain_its_first_output_alone() -> None:
-    """A multi-label model is cut to its first output before TreeSHAP: the same contributions
-    as explaining every output and keeping the first, at a fraction of the cost."""
+def test_the_upgrade_reasons_explain_the_adoption_of_the_first_next_best_category() -> None:
+    """The reasons of the cross-sell sheet explain the customer's first next-best category, as
+    scoring ranks them: the TreeSHAP values of that category's adoption model; a customer who
+    owns every category gets those of its upgrade probability."""
     import xgboost as xgb
     from sklearn.pipeline import Pipeline
 
+    from klantwaarde.features import CategoryValue
+    from klantwaarde.models.customer_model import outputs
     from klantwaarde.models.fitted import contributions
+    from klantwaarde.scoring.score import _next_best
     from klantwaarde.training.matrix import FeatureMatrix
+    from klantwaarde.training.upgrade import UpgradeModel, owned_columns
 
     rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(size=(3000, 4)), columns=list("abcd"))  # noqa: N806
-    y = (rng.random((3000, 3)) < 1 / (1 + np.exp(-X.to_numpy()[:, :3]))).astype(int)
-    pipeline = Pipeline([("matrix", FeatureMatrix()),
-                         ("model", xgb.XGBClassifier(n_estimators=20, max_depth=3))]).fit(X, y)
+    categories = ["paint", "tools", "garden"]
+    labels = ["label_upgrade", *(f"label_adopt__{c}" for c in categories)]
+    n = 4000
+    X = pd.DataFrame(rng.normal(size=(n, 3)), columns=list("abc"))  # noqa: N806
+    owns = rng.random((n, 3)) < 0.4
+    for k, category in enumerate(categories):
+        X[f"owns__{category}"] = owns[:, k].astype(float)
+    adopted = ~owns & (rng.random((n, 3)) < 1 / (1 + np.exp(2 - 2 * X[list("abc")].to_numpy())))
+    y = np.column_stack([adopted.any(axis=1) | (rng.random(n) < 0.1), adopted]).astype(int)
+    matrix = FeatureMatrix().fit(X)
+    owned = owned_columns(list(matrix.get_feature_names_out()), labels)
+    pipeline = Pipeline([("matrix", matrix), ("model", UpgradeModel(
+        owned, {"max_depth": 3}, 20))]).fit(X, y)
+
+    value = CategoryValue({c: 100.0 for c in categories},
+                          pd.DataFrame(1.0, index=[""], columns=categories))
+    first = [c[0] if c else None for c in _next_best(outputs("upgrade", pipeline, X, labels), X,
+                                                      value, 3)["next_best_categories"]]
     found, names = contributions(pipeline, X)
-    every = pipeline.named_steps["model"].get_booster().predict(
-        xgb.DMatrix(X.to_numpy()), pred_contribs=True)
-    assert names == list("abcd") and every.shape == (3000, 3, 5)
-    np.testing.assert_allclose(found, every[:, 0, :], rtol=1e-5, atol=1e-5)
+    assert names == list(X.columns)
+    boosters = pipeline.named_steps["model"].boosters_
+    every = [b.predict(xgb.DMatrix(X.to_numpy()), pred_contribs=True) for b in boosters]
+    output = np.array([0 if c is None else 1 + categories.index(c) for c in first])
+    assert set(output) == {0, 1, 2, 3}  # every category leads somewhere, and some own them all
+    np.testing.assert_allclose(found, np.take_along_axis(
+        np.stack(every, axis=1), output[:, None, None], axis=1)[:, 0], rtol=1e-5, atol=1e-5)
+    # not the reasons of the upgrade probability, as a multi-label model's first output gave
+    assert not np.allclose(found[output > 0], every[0][output > 0], atol=1e-3)
 
 
 def test_a_bare_transaction_log_is_scored_end_to_end(setup: dict[str, Path],

@@ -17,8 +17,9 @@ from klantwaarde.models.targets import TargetName
 def predict(target: TargetName, pipeline: BaseEstimator, X: pd.DataFrame,  # noqa: N803
             labels: int = 1) -> np.ndarray:
     """Churn: the probability; margin: the prediction; upgrade: one probability per label, as
-    a (rows, labels) array (a single label is fitted as a plain binary classifier); response:
-    the reduction in churn probability from a contact (NaN outside the overlap)."""
+    a (rows, labels) array (the xgboost candidate's ``predict_proba`` gives it as such; a single
+    label is fitted as a plain binary classifier); response: the reduction in churn probability
+    from a contact (NaN outside the overlap)."""
     if target == "response":
         return pipeline.effect(X)
     if target == "margin":
@@ -38,13 +39,20 @@ def _positive(proba: np.ndarray) -> np.ndarray:
 
 def contributions(pipeline: BaseEstimator, X: pd.DataFrame  # noqa: N803
                   ) -> tuple[np.ndarray, list[str]]:
-    """Per row, the TreeSHAP contribution of every input feature to the first output (the margin
-    of its link), one-hot columns summed back into their feature; and the feature names. The
-    last column is the bias. Exact SHAP values: xgboost >= 3.3 computes them with
-    QuadratureTreeSHAP, about 2.5x faster than 3.2's TreeSHAP (benchmarks/shap_speed.py)."""
+    """Per row, the TreeSHAP contribution of every input feature to the margin of the model's
+    link, one-hot columns summed back into their feature; and the feature names. The last
+    column is the bias. A model step with a ``contributions`` method of its own says what it
+    explains (the upgrade candidate: the adoption of each row's best category); any other
+    xgboost model is explained by its first output. Exact SHAP values: xgboost >= 3.3 computes
+    them with QuadratureTreeSHAP, about 2.5x faster than 3.2's TreeSHAP
+    (benchmarks/shap_speed.py)."""
     matrix = pipeline.named_steps["matrix"]
-    booster = first_output(pipeline.named_steps["model"].get_booster())
-    raw = booster.predict(xgb.DMatrix(matrix.transform(X)), pred_contribs=True)
+    model = pipeline.named_steps["model"]
+    if hasattr(model, "contributions"):
+        raw = np.asarray(model.contributions(matrix.transform(X)), dtype=float)
+    else:
+        booster = first_output(model.get_booster())
+        raw = booster.predict(xgb.DMatrix(matrix.transform(X)), pred_contribs=True)
     sources = matrix.source_of()
     names = list(dict.fromkeys(sources))
     index = {name: i for i, name in enumerate(names)}
@@ -56,10 +64,10 @@ def contributions(pipeline: BaseEstimator, X: pd.DataFrame  # noqa: N803
 
 
 def first_output(booster: xgb.Booster) -> xgb.Booster:
-    """The booster of the first output alone. A multi-label model grows one tree per label
-    every round, and TreeSHAP would explain all of them: the upgrade model has one output per
-    category besides ``label_upgrade``. The trees of output 0 and its base score make a
-    single-output model with the same margins."""
+    """The booster of the first output alone. A multi-output model grows one tree per output
+    every round, and TreeSHAP would explain all of them. The trees of output 0 and its base
+    score make a single-output model with the same margins; a single-output booster is
+    returned as it is."""
     raw = json.loads(booster.save_raw("json"))
     learner = raw["learner"]
     param = learner["learner_model_param"]

@@ -4,7 +4,9 @@ Every candidate is a scikit-learn pipeline that starts with ``FeatureMatrix``. T
 
 - churn: a classifier of ``label_churn``;
 - margin: a regressor of ``label_future_net_margin``;
-- upgrade: a multi-label classifier of ``label_upgrade`` and every ``label_adopt__<category>``;
+- upgrade: ``label_upgrade`` and every ``label_adopt__<category>``, one probability each (the
+  baseline and the tree are multi-label classifiers; xgboost is ``training.upgrade``: a binary
+  model of ``label_upgrade`` and one per category over the customers that can still adopt it);
 - response: the effect of a contact on ``label_churn`` (``training.response``: its candidates
   are meta-learners, not these three).
 """
@@ -31,6 +33,7 @@ from klantwaarde.config import ModelsConfig
 from klantwaarde.models.targets import TargetName
 from klantwaarde.training.matrix import FeatureMatrix
 from klantwaarde.training.response import ResponseModel
+from klantwaarde.training.upgrade import fit_search, owned_columns
 
 CANDIDATES = ("baseline", "tree", "xgboost")
 
@@ -96,9 +99,12 @@ def fit_tree(target: TargetName, X: pd.DataFrame, y: np.ndarray, cfg: ModelsConf
 
 def fit_xgboost(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N803
                 stop_X: pd.DataFrame, stop_y: np.ndarray, cfg: ModelsConfig,  # noqa: N803
-                progress: Callable[[str], None] = lambda _: None) -> Fitted:
+                progress: Callable[[str], None] = lambda _: None,
+                labels: list[str] | None = None) -> Fitted:
     """Every combination of the search grid with early stopping on the held-out snapshot
-    (``stop_X``, ``stop_y``); the best is refitted on both with its number of rounds."""
+    (``stop_X``, ``stop_y``); the best is refitted on both with its number of rounds. The
+    upgrade target with categories (``labels``: ``label_upgrade`` and the adoptions, the
+    columns of ``y``) is ``training.upgrade``'s model, searched the same way per output."""
     xc = cfg.xgboost
     matrix = FeatureMatrix().fit(pd.concat([X, stop_X]))
     train, stop = matrix.transform(X), matrix.transform(stop_X)
@@ -112,6 +118,15 @@ def fit_xgboost(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N80
                                            1.0))}
     grid = [dict(zip(xc.search, values, strict=True))
             for values in itertools.product(*xc.search.values())]
+    if target == "upgrade" and np.ndim(y) == 2:
+        if labels is None:
+            raise ValueError("the upgrade model needs the names of its label columns")
+        owned = owned_columns(list(matrix.get_feature_names_out()), labels)
+        model, logged = fit_search(
+            train, y, stop, stop_y, owned,
+            [{k: int(v) if k == "max_depth" else v for k, v in combo.items()} for combo in grid],
+            xc.max_rounds[target], xc.early_stopping_rounds, cfg.seed, progress, fixed)
+        return Fitted(Pipeline([("matrix", matrix), ("model", model)]), logged)
     best: tuple[float, dict, int] | None = None
     for i, combo in enumerate(grid, 1):
         params = fixed | {k: int(v) if k == "max_depth" else v for k, v in combo.items()}
@@ -134,7 +149,8 @@ def fit_xgboost(target: TargetName, X: pd.DataFrame, y: np.ndarray,  # noqa: N80
 def _metric(target: TargetName) -> str:
     """What early stopping and the search watch: the ranking for churn (the base rate of a
     later snapshot differs, which log loss punishes however well the model ranks), the loss
-    itself for the margin and the multi-label upgrade."""
+    itself for the margin and a single-label upgrade (``training.upgrade`` watches each
+    output's log loss)."""
     return {"churn": "auc", "upgrade": "logloss", "margin": "mphe"}[target]
 
 

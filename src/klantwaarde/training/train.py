@@ -238,7 +238,8 @@ def _fit(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Conf
     if name == "tree":
         return fit_tree(target, X, y, cfg.models)
     return fit_xgboost(target, sets.fit[sets.features], _y(sets.fit, target, labels),
-                       sets.stop[sets.features], _y(sets.stop, target, labels), cfg.models, step)
+                       sets.stop[sets.features], _y(sets.stop, target, labels), cfg.models, step,
+                       labels)
 
 
 def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg: Config,
@@ -356,7 +357,8 @@ def _charts(target: str, name: str, tables: dict[str, pd.DataFrame], folder: Pat
 
 
 def _shap_summary(fitted: Fitted, X: pd.DataFrame, path: Path, rows: int = 2000) -> None:  # noqa: N803
-    """The SHAP summary (beeswarm) of the first output on a sample of validation rows."""
+    """The SHAP summary (beeswarm) on a sample of validation rows of what the reasons explain
+    (``models.fitted.contributions``; upgrade: each row's best category)."""
     import matplotlib.pyplot as plt  # shap draws with pyplot
     import shap
 
