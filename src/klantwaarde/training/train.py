@@ -263,7 +263,7 @@ def _candidate(target: TargetName, name: str, labels: list[str], sets: Sets, cfg
         mlflow.log_artifacts(str(folder))
         model_id = log_model(target, name, fitted.pipeline, sets.features, labels, profile,
                              X.head(5))
-        shown = {k: round(v, 4) for k, v in found.items() if k in _SHOWN}
+        shown = {k: round(float(v), 4) for k, v in found.items() if k in _SHOWN}
         step(f"{target}: {name} {shown}")
         return Candidate(target, name, found, run.info.run_id, model_id)
 
