@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import ibis
 import pytest
 
 from conftest import EXAMPLE, run_cli, snapshot
+from klantwaarde.config import load_config
+from klantwaarde.errors import ConfigError
+from klantwaarde.sources import open_source
 
 
 @pytest.fixture
@@ -60,3 +64,24 @@ def test_unusable_sources_exit_2(src: str, message: str, workdir: Path) -> None:
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not any(workdir.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["folder", "duckdb file"])
+def test_the_engine_keeps_to_the_configured_memory(kind: str, duckdb_file: Path,
+                                                   tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "source.yaml").write_text("memory_limit: 300MiB\n")
+    cfg = load_config(tmp_path / "config")
+    source = open_source(str(EXAMPLE if kind == "folder" else duckdb_file), cfg.source)
+    con = ibis.get_backend(source.tables["orders"].table)
+    limit = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit == "300.0 MiB"
+    default = open_source(str(EXAMPLE), load_config(None).source)
+    con = ibis.get_backend(default.tables["orders"].table)
+    assert con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] != limit
+
+
+def test_a_memory_limit_without_a_unit_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "source.yaml").write_text("memory_limit: 2\n")
+    with pytest.raises(ConfigError, match="key 'memory_limit'"):
+        load_config(tmp_path)

@@ -27,12 +27,14 @@ class Section(BaseModel):
 
 
 class SourceConfig(Section):
-    """How CSV files of a folder source are read."""
+    """How CSV files of a folder source are read, and how much memory the embedded DuckDB
+    engine may hold (``None``: DuckDB's own limit, 80% of the machine's memory)."""
 
     encoding: Literal["utf-8", "latin-1", "utf-16"]
     decimal_separator: Literal["auto", ".", ","]
     date_format: Literal["auto", "YYYY-MM-DD", "DD-MM-YYYY", "DD.MM.YYYY", "DD/MM/YYYY",
                          "MM/DD/YYYY"]
+    memory_limit: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)? ?[KMGT]i?B$")] | None
 
 
 class Invalid(ValueError):

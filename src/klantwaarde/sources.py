@@ -58,7 +58,7 @@ def open_source(src: str, cfg: SourceConfig) -> Source:
     if path.is_dir():
         return _open_folder(path, cfg)
     if path.suffix == ".duckdb":
-        return _open_database(ibis.duckdb.connect(str(path), read_only=True), str(path))
+        return _open_database(_duckdb(cfg, str(path), read_only=True), str(path))
     raise InputError(f"Source {src} is a file, but not a .duckdb file. Pass the folder that holds "
                      "the CSV/Parquet files, a .duckdb file or an Ibis URL.")
 
@@ -85,11 +85,20 @@ def _open_database(con: ibis.BaseBackend, location: str) -> Source:
     return source
 
 
+def _duckdb(cfg: SourceConfig, database: str = ":memory:", read_only: bool = False
+            ) -> ibis.BaseBackend:
+    """The embedded engine, within ``memory_limit`` where one is set; it spills to the system's
+    temporary folder under memory pressure, never to the user's working directory."""
+    con = ibis.duckdb.connect(database, read_only=read_only)
+    con.raw_sql(f"SET temp_directory = '{tempfile.gettempdir()}/klantwaarde-duckdb'")
+    if cfg.memory_limit is not None:
+        con.raw_sql(f"SET memory_limit = '{cfg.memory_limit.replace(' ', '')}'")
+    return con
+
+
 def _open_folder(folder: Path, cfg: SourceConfig) -> Source:
     source = Source(str(folder), {})
-    con = ibis.duckdb.connect()
-    # Where DuckDB spills to disk under memory pressure: never the user's working directory.
-    con.raw_sql(f"SET temp_directory = '{tempfile.gettempdir()}/klantwaarde-duckdb'")
+    con = _duckdb(cfg)
     found: dict[str, tuple[Path, str]] = {}
     for file in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
         suffix = next((s for s in _FILE_KINDS if file.name.lower().endswith(s)), "")
