@@ -25,6 +25,9 @@ default list capacity, by the model that ranks the sheet) and ``all`` (``reasons
 hours for a million customers on 2 cores; left out by default, and the bare child's rate
 estimates it). Each prints how many customers got reasons.
 
+``--memory-limit`` (default 2GiB) is source.yaml's ``memory_limit`` for the runs: the embedded
+DuckDB engine keeps to it and spills beyond it (``none`` for DuckDB's own limit, 80% of memory).
+
 Targets: without reasons under 60 s, with reasons for the listed customers under 180 s, both
 under 6 GiB.
 
@@ -62,6 +65,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path("benchmarks/data/score"))
     parser.add_argument("--reasons", default="none,listed",
                         help="the scoring runs, comma-separated: none, listed, all")
+    parser.add_argument("--memory-limit", default="2GiB",
+                        help="source.yaml's memory_limit for the engine; none: DuckDB's own")
     parser.add_argument("--step", help=argparse.SUPPRESS)  # train, score or bare, in a child
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
@@ -198,6 +203,8 @@ def main() -> None:
         config.mkdir()
         (config / "models.yaml").write_text(yaml.safe_dump({
             "store": str(models), "promotion": {"automatic": True, "min_improvement": 0.005}}))
+        if args.memory_limit != "none":
+            (config / "source.yaml").write_text(f"memory_limit: {args.memory_limit}\n")
         if (models / "trained.json").exists():
             print(f"reusing the champions in {models}")
         else:
@@ -214,7 +221,7 @@ def main() -> None:
         plain, _, plain_peak = run("bare", base, config)
     every = plain["contribs"] / plain["sample"] * plain["customers"]
     print(f"\nscoring {plain['customers']:,} customers at {AS_OF} with the champions, side by "
-          "side:")
+          f"side (the engine's memory_limit: {args.memory_limit}):")
     print(f"  {'reasons':<8} {'explained':>10} {'wall':>9} {'CPU':>9} {'peak':>9}")
     for name, (result, cpu, peak) in scored.items():
         print(f"  {name:<8} {result['explained']:>10,} {result['seconds']:>8.1f}s "
