@@ -179,8 +179,7 @@ class Page:
         return response
 
     def get_login(self, request: Request) -> Response:
-        if self.session(request) is not None:
-            return RedirectResponse("/month", 303)
+        """The login form, also to someone logged in: a login replaces the session."""
         return self.login_form(request)
 
     async def post_login(self, request: Request) -> Response:
