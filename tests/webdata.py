@@ -60,7 +60,8 @@ def _rows(as_of: dt.date, seed: int) -> list[dict]:
                 "churn_reasons": ["no visit for 5 months",
                                   "<script>window.__xss=1</script> complaints"],
                 "margin_reasons": ["orders down 40% on the previous quarter"],
-                "upgrade_reasons": ["64% of peers buy tools; this one never has"],
+                "upgrade_reasons": ["64% of peers buy tools; this one never has",
+                                    "<script>window.__xss=1</script> in reasons"],
                 "in_sample": False,
                 "days_since_last_order": 200 if gone else int(rng.integers(1, 60)),
             })
@@ -95,3 +96,57 @@ def with_users(cfg: Config) -> Config:
     disable_user(engine, "gone")
     engine.dispose()
     return cfg
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``klantwaarde serve`` in a process of its own on a free loopback port."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> Server:
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        env = {k: v for k, v in os.environ.items() if k != "KLANTWAARDE_DEBUG"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "klantwaarde", "serve", "--port", str(self.port),
+             "--config", str(self.config)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server stopped: {self.process.stderr.read()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/login", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not answer within 60 s")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind."""
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
