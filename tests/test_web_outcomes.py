@@ -119,3 +119,24 @@ def test_users_add_refuses_a_short_password(tmp_path: Path, role: str) -> None:
     short = run_cli("users", "add", "a", "--role", role, *args, "--password-stdin",
                     "--config", str(folder), input_text="short")
     assert short.returncode == 2 and "at least 8" in short.stderr
+
+
+def test_the_demo_makes_a_user_per_manager_a_lead_and_an_admin(tmp_path: Path,
+                                                                 capsys) -> None:
+    from klantwaarde import cli
+    from webdata import MANAGERS, scored_base
+
+    scored_base(tmp_path)
+    cli._demo_users(tmp_path / "config", list(MANAGERS[:3]))
+    printed = capsys.readouterr().out
+    assert f"klantwaarde serve --config {tmp_path / 'config'}" in printed
+    passwords = dict(re.findall(r"│ (\w+)\s+│ \w+\s+│ [^│]*│ (\S+)\s+│", printed))
+    assert set(passwords) == {"am001", "am002", "am003", "lead", "admin"}
+    assert len(set(passwords.values())) == 5
+    client = TestClient(create_app(load_config(tmp_path / "config")))
+    token = CSRF.search(client.get("/login").text).group(1)
+    assert client.post("/login", data={"name": "lead", "password": passwords["lead"],
+                                       "csrf": token}, follow_redirects=False
+                       ).status_code == 303
+    team = client.get("/team").text
+    assert re.findall(r'manager=(AM\d+)">', team) == ["AM001", "AM002", "AM003"]

@@ -932,6 +932,29 @@ def demo(
     with _contract_report(), progress() as step:
         result = run_demo(out_dir, customers, config or ctx.obj, step)
     print_demo(result, time.perf_counter() - started, out)
+    _demo_users(result.config, [m.manager for m in result.lists.managers])
+
+
+def _demo_users(config: Path, managers: list[str]) -> None:
+    """Users of the page for the demo, their passwords printed once, and how to start it."""
+    from rich.table import Table
+
+    from klantwaarde import appdb
+    from klantwaarde.web.users import demo_users
+
+    cfg = load_config(config)
+    engine = appdb.connect(cfg)
+    made = demo_users(engine, managers)
+    engine.dispose()
+    table = Table("user", "role", "sees", "password", title="Users of the account managers' "
+                  "page (passwords are shown only now)", title_justify="left")
+    for user, password in made:
+        table.add_row(escape(user.name), user.role,
+                      escape(", ".join(user.managers) or "all"), password)
+    out.print(table)
+    out.print("Start the page and log in with one of them:\n"
+              f"  .venv/bin/klantwaarde serve --config {escape(str(config))}\n"
+              "  then open http://127.0.0.1:8000")
 
 
 def main() -> None:

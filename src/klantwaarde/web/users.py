@@ -147,3 +147,17 @@ def password_matches(stored: str | None, password: str) -> bool:
 def new_password() -> str:
     """A random password of 16 URL-safe characters (the demo's users)."""
     return secrets.token_urlsafe(12)
+
+
+def demo_users(engine: sa.Engine, managers: list[str], team: int = 3
+               ) -> list[tuple[User, str]]:
+    """The demo's users, each with a new random password: one manager per account manager
+    (named by the code, in lower case), a lead over the first ``team`` managers and an
+    admin."""
+    made = []
+    wanted = [(m.lower(), "manager", [m]) for m in managers]
+    wanted += [("lead", "lead", managers[:team]), ("admin", "admin", [])]
+    for name, role, codes in wanted:
+        password = new_password()
+        made.append((add_user(engine, name, role, codes, password, managers), password))
+    return made
