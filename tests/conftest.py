@@ -40,17 +40,19 @@ def simulated_base(root: Path, store: Path, automatic: bool) -> tuple[Path, Path
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+            timeout: float = 120, input_text: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m klantwaarde ARGS`` as a user would, with ``env`` over this process's
     environment; output of both streams as text. MLFLOW_TRACKING_URI is not passed on: MLflow
     sets it in this process when a test connects; nor is MLFLOW_LOGGING_LEVEL, which the command
     line sets in a test that runs it in this process. A command that runs longer than
-    ``timeout`` seconds fails the test."""
+    ``timeout`` seconds fails the test. ``input_text`` is its standard input."""
     env = {k: v for k, v in os.environ.items() if k not in (
         "KLANTWAARDE_DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL")} | (env or {})
     env["COLUMNS"] = "200"
     return subprocess.run([sys.executable, "-m", "klantwaarde", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          input=input_text)
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[int, int]]:

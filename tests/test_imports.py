@@ -142,3 +142,10 @@ def test_parts_and_relative_imports(tmp_path: Path) -> None:
                                              "sub": {"klantwaarde.top"}},
                                      "sub": {"top": {"klantwaarde.sub.inner"}}}
     assert find_cycle(import_graph(package)) == ["sub", "top", "sub"]
+
+
+def test_only_the_command_line_imports_the_web_page() -> None:
+    graph = import_graph(SRC)
+    importers = sorted(part for part, targets in graph.items() if "web" in targets)
+    assert importers == ["cli"]
+    assert "appdb" in graph["web"] and "appdb" in graph["recorded"]

@@ -777,6 +777,132 @@ def _catch_up(pipeline: Pipeline) -> None:
 
 
 @app.command()
+def serve(ctx: typer.Context,
+          host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")
+                          ] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT",
+                                            help="Port to listen on.")] = 8000,
+          config: ConfigOption = None) -> None:
+    """The account managers' page: each manager's sheets of the newest scored month, their
+    customers, and the outcomes they record.
+
+    Reads the scores table's Parquet copies (reloaded when a newer month is scored) and the
+    application database of web.yaml (SQLite beside the scores by default, made if missing).
+    Add users with klantwaarde users add. Serve it over HTTPS behind a proxy (uvicorn's
+    proxy headers are trusted from 127.0.0.1).
+
+    Example:
+
+    ```sh
+    klantwaarde serve --port 8000
+    klantwaarde serve --host 0.0.0.0 --config demo/config
+    ```
+    """
+    import uvicorn
+
+    from klantwaarde.web.app import create_app
+
+    cfg = _config(ctx, config)
+    application = create_app(cfg)
+    out.print(f"Serving the account managers' page on http://{host}:{port} (Ctrl-C stops).")
+    uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=True)
+
+
+users_app = _App(name="users", help="Users of the account managers' page (klantwaarde serve).",
+                 cls=_Group, no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(users_app)
+
+
+class Role(StrEnum):
+    manager = "manager"
+    lead = "lead"
+    admin = "admin"
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user's login name.")],
+    role: Annotated[Role, typer.Option(metavar="ROLE", help=f"{_choices(Role)}: a manager "
+                                       "sees the customers of their own codes, a lead those "
+                                       "of a team, an admin all.")],
+    managers: Annotated[list[str] | None, typer.Option(
+        "--manager", metavar="CODE", help="An account-manager code as in "
+        "customers.account_manager (repeat for more): a manager's own, a lead's team.")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input (its first "
+        "line).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a user; the password is read from standard input, never from the command line.
+
+    Example:
+
+    ```sh
+    printf '%s' "$PASSWORD" | klantwaarde users add anna --role manager \
+        --manager AM001 --password-stdin
+    ```
+    """
+    from klantwaarde import appdb
+    from klantwaarde.web.users import add_user, known_managers
+
+    if not password_stdin:
+        raise InputError("users add: pass --password-stdin and pipe the password in; a "
+                         "password on the command line would be in the shell's history.")
+    cfg = _config(ctx, config)
+    known = known_managers(cfg)
+    password = sys.stdin.readline().rstrip("\r\n")
+    engine = appdb.connect(cfg)
+    user = add_user(engine, name, role.value, managers or [], password, known)
+    scope = ", ".join(user.managers) if user.managers else "all managers"
+    out.print(f"Added {escape(user.role)} {escape(user.name)} ({escape(scope)}) to "
+              f"{escape(appdb.database_url(cfg))}.")
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """List the users: name, role, managers and whether disabled.
+
+    Example:
+
+    ```sh
+    klantwaarde users list
+    ```
+    """
+    from klantwaarde import appdb
+    from klantwaarde.web.users import list_users
+
+    cfg = _config(ctx, config)
+    found = list_users(appdb.connect(cfg))
+    if not found:
+        out.print("No users yet; add one with klantwaarde users add NAME --role ROLE ...")
+    for user in found:
+        state = "  disabled" if user.disabled else ""
+        managers = ", ".join(user.managers) if user.managers else "all"
+        out.print(f"{escape(user.name)}\t{user.role}\t{escape(managers)}{state}")
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context,
+                  name: Annotated[str, typer.Argument(metavar="NAME", help="The user.")],
+                  config: ConfigOption = None) -> None:
+    """Disable a user: no more logins, and open sessions end.
+
+    Example:
+
+    ```sh
+    klantwaarde users disable anna
+    ```
+    """
+    from klantwaarde import appdb
+    from klantwaarde.web.users import disable_user
+
+    cfg = _config(ctx, config)
+    disable_user(appdb.connect(cfg), name)
+    out.print(f"Disabled {escape(name)}; their sessions have ended.")
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option(
@@ -806,6 +932,29 @@ def demo(
     with _contract_report(), progress() as step:
         result = run_demo(out_dir, customers, config or ctx.obj, step)
     print_demo(result, time.perf_counter() - started, out)
+    _demo_users(result.config, [m.manager for m in result.lists.managers])
+
+
+def _demo_users(config: Path, managers: list[str]) -> None:
+    """Users of the page for the demo, their passwords printed once, and how to start it."""
+    from rich.table import Table
+
+    from klantwaarde import appdb
+    from klantwaarde.web.users import demo_users
+
+    cfg = load_config(config)
+    engine = appdb.connect(cfg)
+    made = demo_users(engine, managers)
+    engine.dispose()
+    table = Table("user", "role", "sees", "password", title="Users of the account managers' "
+                  "page (passwords are shown only now)", title_justify="left")
+    for user, password in made:
+        table.add_row(escape(user.name), user.role,
+                      escape(", ".join(user.managers) or "all"), password)
+    out.print(table)
+    out.print("Start the page and log in with one of them:\n"
+              f"  .venv/bin/klantwaarde serve --config {escape(str(config))}\n"
+              "  then open http://127.0.0.1:8000")
 
 
 def main() -> None:

@@ -415,6 +415,22 @@ class ListsConfig(Section):
     unassigned: str = Field(pattern=r"\S")
 
 
+class WebConfig(Section):
+    """The account managers' page of ``klantwaarde serve``: its database, sessions, login
+    throttle and how often it looks for a newer scored month."""
+
+    database: str | None = Field(default=None, min_length=1)
+    report: str = Field(min_length=1)
+    session_hours: Positive
+    idle_minutes: Positive
+    secure_cookies: Literal["auto", "always"]
+    login_failures: int = Field(gt=0)
+    client_failures: int = Field(gt=0)
+    failure_window_minutes: Positive
+    reload_seconds: NonNegative
+    history_months: int = Field(gt=0, le=60)
+
+
 class Config(Section):
     """The whole configuration, one attribute per YAML file."""
 
@@ -427,6 +443,7 @@ class Config(Section):
     scoring: ScoringConfig
     lists: ListsConfig
     simulate: SimulateConfig
+    web: WebConfig
 
 
 SECTIONS: dict[str, type[Section]] = {

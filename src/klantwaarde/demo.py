@@ -40,6 +40,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
                "xgboost": {"max_rounds": {"churn": 300, "margin": 300, "upgrade": 100},
                            "search": {"max_depth": [4], "learning_rate": [0.1]}}},
     "scoring": {"store": "scores/scores.duckdb", "parquet": "scores/parquet"},
+    "web": {"report": "report.html"},  # the page's management report: the demo's own
 }
 
 
@@ -104,7 +105,7 @@ def _write_config(folder: Path, user_config: Path | None) -> Path:
         load_config(user_config)  # a bad file is reported as such before anything runs
         files = sorted(user_config.glob("*.y*ml")) if user_config.is_dir() else [user_config]
         user = {f.stem: read_yaml(f) for f in files}
-    paths = {"models": ["store"], "scoring": ["store", "parquet"]}
+    paths = {"models": ["store"], "scoring": ["store", "parquet"], "web": ["report"]}
     for section in SECTIONS:
         demo = dict(SETTINGS.get(section, {}))
         for key in paths.get(section, []):

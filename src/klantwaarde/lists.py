@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import math
 import re
 import unicodedata
@@ -197,8 +198,7 @@ def write_lists(lists: Lists, target: Path, replace: bool = False) -> ListsResul
         (folder / "managers").mkdir()
         counts = []
         for manager in lists.managers:
-            tables = {name: t[t.account_manager == manager].drop(columns="account_manager")
-                      for name, t in lists.tables.items()}
+            tables = manager_tables(lists.tables, manager)
             _write_manager(folder / "managers", stems[manager], tables)
             counts.append(ManagerCounts(manager, stems[manager], lists.capacity[manager],
                                         *(len(tables[name]) for name in SHEETS)))
@@ -206,6 +206,21 @@ def write_lists(lists: Lists, target: Path, replace: bool = False) -> ListsResul
             folder / CONTROL_GROUP, index=False, encoding="utf-8", lineterminator="\n")
         _write_index(folder / INDEX, lists, counts)
     return ListsResult(target, tuple(counts))
+
+
+def manager_tables(tables: dict[str, pd.DataFrame], manager: str) -> dict[str, pd.DataFrame]:
+    """One manager's rows of each list, without the account_manager column: that manager's
+    workbook."""
+    return {name: t[t.account_manager == manager].drop(columns="account_manager")
+            for name, t in tables.items()}
+
+
+def workbook_bytes(tables: dict[str, pd.DataFrame]) -> bytes:
+    """The lists as one formatted XLSX workbook in memory, a sheet per list, as written to
+    the lists folder."""
+    buffer = io.BytesIO()
+    _write_workbook(buffer, tables)
+    return buffer.getvalue()
 
 
 def csv_name(stem: str, sheet: str) -> str:
@@ -282,8 +297,9 @@ def _customers_in(path: Path, again: str) -> list[str]:
     return list(table.customer_id)
 
 
-def _write_workbook(path: Path, tables: dict[str, pd.DataFrame]) -> None:
-    with xlsxwriter.Workbook(str(path)) as book:
+def _write_workbook(path: Path | io.BytesIO, tables: dict[str, pd.DataFrame]) -> None:
+    target = str(path) if isinstance(path, Path) else path
+    with xlsxwriter.Workbook(target, {"in_memory": True}) as book:
         formats = {"header": book.add_format({"bold": True, "bg_color": "#DDEBF7", "bottom": 1}),
                    "percent": book.add_format({"num_format": "0.0%"}),
                    "eur": book.add_format({"num_format": '"€" #,##0;"€" -#,##0'})}

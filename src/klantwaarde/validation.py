@@ -24,6 +24,7 @@ import pandera.ibis as pa
 from klantwaarde.config import Config
 from klantwaarde.contract import TABLES, ColumnSpec, Kind, TableSpec
 from klantwaarde.errors import InputError
+from klantwaarde.recorded import with_recorded_contacts
 from klantwaarde.sources import RawTable, Source, open_source
 from klantwaarde.typed import DATE_FORMATS, ISO_POINT, Formats, typed_column
 
@@ -120,13 +121,15 @@ class InvalidSourceError(InputError):
 
 def open_valid_source(src: str, config: Config,
                       step: Callable[[str], None] = lambda _: None) -> Source:
-    """Open ``src`` and check it against the data contract; InvalidSourceError if it fails."""
+    """Open ``src`` and check it against the data contract; InvalidSourceError if it fails.
+    The contacts recorded on the account managers' page join its interactions
+    (``klantwaarde.recorded``)."""
     step("opening the source")
     source = open_source(src, config.source)
     report = validate_source(source, config, step)
     if not report.ok:
         raise InvalidSourceError(report)
-    return source
+    return with_recorded_contacts(source, config)
 
 
 @dataclass(frozen=True)
