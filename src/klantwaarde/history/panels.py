@@ -204,8 +204,8 @@ def _complaints(source: Source, anchor: int, last: int, first: int | None) -> ir
 
 
 def _customers(source: Source, cfg: Config) -> ir.Table | None:
-    """The customers table's static attributes: never the id's companions account_manager, and
-    never a protected attribute."""
+    """The customers table's static attributes, typed once and kept in the engine: never the
+    id's companions account_manager, and never a protected attribute."""
     if "customers" not in source.tables:
         return None
     raw = source.tables["customers"]
@@ -213,4 +213,4 @@ def _customers(source: Source, cfg: Config) -> ir.Table | None:
     protected = {a.lower() for a in cfg.contract.protected_attributes}
     keep = [c for c in t.columns
             if c not in ("customer_id", "account_manager") and c.lower() not in protected]
-    return t.select("customer_id", *keep).filter(t.customer_id.notnull())
+    return t.select("customer_id", *keep).filter(t.customer_id.notnull()).cache()
