@@ -48,6 +48,7 @@ bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/dat
 	$(BIN)/python benchmarks/shap_speed.py
 	$(BIN)/python benchmarks/decisions.py
 	$(BIN)/python benchmarks/loop.py
+	$(BIN)/python benchmarks/serve.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import time
 from pathlib import Path
 
 import openpyxl
@@ -19,7 +20,7 @@ from klantwaarde.config import Config
 from klantwaarde.decisions import HELD_OUT, decided
 from klantwaarde.lists import SHEETS, build_lists, manager_tables, write_lists
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
-from klantwaarde.web.app import create_app
+from klantwaarde.web.app import _records, create_app
 from klantwaarde.web.security import COOKIE
 from webdata import AS_OF, MANAGERS, PASSWORD, XSS_MANAGER, _rows, scored_base, with_users
 
@@ -360,3 +361,23 @@ def test_a_newer_month_is_shown_once_scored(tmp_path: Path) -> None:
     write_scores(cfg.scoring.store, cfg.scoring.parquet, later,
                  pa.Table.from_pylist(_rows(later, 3), schema=SCHEMA))
     assert "Sheets of 2025-07-31" in anna.get("/month").text
+
+
+def test_the_month_is_loaded_when_the_server_starts(tmp_path: Path) -> None:
+    app = create_app(with_users(scored_base(tmp_path)))
+    months = app.state.page.months
+    assert months.loaded is None
+    with TestClient(app):  # the server's startup, before any request
+        deadline = time.monotonic() + 60
+        while months.loaded is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert months.loaded is not None and months.loaded.as_of == AS_OF
+
+
+def test_sheet_counts_and_rows_agree_for_one_manager_and_a_team(app, cfg) -> None:
+    month = app.state.page.months.get()
+    for managers in (["AM001"], ["AM001", "AM002"], list(MANAGERS), ["nobody"]):
+        for sheet in SHEETS:
+            rows = month.rows(sheet, managers)
+            assert month.count(sheet, managers) == len(rows)
+            assert repr(_records(rows)) == repr(rows.to_dict("records"))  # NaN as NaN

@@ -55,7 +55,14 @@ class Month:
         """The rows of the list ``sheet`` of ``managers``, each manager's in the list's order."""
         spans = self.spans[sheet]
         parts = [self.sheets[sheet].iloc[spans[m][0]:spans[m][1]] for m in managers if m in spans]
+        if len(parts) == 1:  # a manager's own sheet: a slice, no copy
+            return parts[0]
         return pd.concat(parts) if parts else self.sheets[sheet].iloc[0:0]
+
+    def count(self, sheet: str, managers: list[str]) -> int:
+        """How many rows ``rows(sheet, managers)`` has."""
+        spans = self.spans[sheet]
+        return sum(stop - start for m in managers for start, stop in [spans.get(m, (0, 0))])
 
     def listed(self, manager: str) -> int:
         """How many customers the manager is to contact: the rows of the contact sheets."""
@@ -90,6 +97,7 @@ def load_month(cfg: Config, stamp: tuple[dt.date, int, int]) -> Month:
     scores = _decided(cfg, as_of)
     lists = build_lists(scores, as_of, cfg)
     ids = scores.customer_id.to_numpy(dtype=object)
+    index = pd.Index(ids)  # one hash table of the customers, for the sheets and the history
     sheets, spans = {}, {}
     sheet_of = np.full(len(ids), None, dtype=object)
     for name in SHEETS:
@@ -98,9 +106,9 @@ def load_month(cfg: Config, stamp: tuple[dt.date, int, int]) -> Month:
             .sort_values("account_manager", kind="stable").reset_index(drop=True)
         sheets[name] = table
         spans[name] = _spans(table.account_manager.to_numpy(dtype=object))
-        at = np.searchsorted(ids, table.customer_id.to_numpy(dtype=object))
+        at = index.get_indexer(table.customer_id)
         sheet_of[at[sheet_of[at] == None]] = name  # noqa: E711 (elementwise)
-    months, history = _history(cfg, as_of, scores)
+    months, history = _history(cfg, as_of, scores, index)
     return Month(as_of, lists.contact, scores, ids, sheet_of, sheets, spans, lists.managers,
                  lists.capacity, months, history, stamp)
 
@@ -123,21 +131,21 @@ def _spans(managers: np.ndarray) -> dict[str, tuple[int, int]]:
     return {managers[s]: (int(s), int(e)) for s, e in zip(starts, stops, strict=True)}
 
 
-def _history(cfg: Config, as_of: dt.date, scores: pd.DataFrame
+def _history(cfg: Config, as_of: dt.date, scores: pd.DataFrame, index: pd.Index
              ) -> tuple[tuple[dt.date, ...], np.ndarray]:
     """The HISTORY_COLUMNS of the last ``history_months`` scored months up to ``as_of``,
-    aligned to the customers of ``scores``."""
+    aligned to the customers of ``scores`` (``index``: their ids)."""
     months = [m for m in scored_months(cfg.scoring.parquet) if m <= as_of]
     months = months[-cfg.web.history_months:]
-    index = pd.Index(scores.customer_id)
     values = np.full((len(months), len(scores), len(HISTORY_COLUMNS)), np.nan, np.float32)
     for i, month in enumerate(months):
         if month == as_of:
             frame = scores
         else:
-            table = pq.read_table(_path(cfg, month))
-            wanted = [c for c in ("customer_id", *HISTORY_COLUMNS) if c in table.column_names]
-            frame = table.select(wanted).to_pandas()
+            path = _path(cfg, month)  # only the columns shown: not the reasons' lists
+            names = pq.read_schema(path).names
+            frame = pq.read_table(path, columns=[c for c in ("customer_id", *HISTORY_COLUMNS)
+                                                 if c in names]).to_pandas()
         at = index.get_indexer(frame.customer_id)
         keep = at >= 0
         for j, column in enumerate(HISTORY_COLUMNS):
@@ -161,6 +169,11 @@ class MonthCache:
         self._month: Month | None = None
         self._checked = -float("inf")
         self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> Month | None:
+        """The month held, without looking for a newer one; None before the first load."""
+        return self._month
 
     def get(self) -> Month | None:
         """The month to show; None while nothing is scored."""

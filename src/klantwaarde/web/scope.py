@@ -76,6 +76,12 @@ class Visible:
             raise NotFound(sheet)
         return self.month.rows(sheet, managers)
 
+    def count(self, sheet: str, managers: list[str]) -> int:
+        """How many rows ``sheet(sheet, managers)`` has."""
+        if sheet not in SHEETS or not all(self.allows(m) for m in managers):
+            raise NotFound(sheet)
+        return self.month.count(sheet, managers)
+
     def customer(self, customer_id: str) -> Customer:
         """One customer of the user's managers; held out: only for an admin."""
         at = self.month.position(customer_id)
