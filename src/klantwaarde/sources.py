@@ -105,8 +105,12 @@ def _open_database(con: ibis.BaseBackend, location: str, database: str | None = 
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"Table {name} in {location} cannot be read: {first}. Fix: grant "
                              "the role SELECT on it, or leave it out of the source.") from None
-        source.tables[key] = RawTable(key, _normalise(table, key, name), name)
+        source.tables[key] = _table_of(key, table, name)
     return source
+
+
+def _table_of(key: str, table: ir.Table, origin: str) -> RawTable:
+    return RawTable(key, _normalise(table, key, origin), origin)
 
 
 def _duckdb(cfg: SourceConfig, database: str = ":memory:", read_only: bool = False
