@@ -175,3 +175,80 @@ def assert_same_rows(engine, reference, keys: list[str], what: str) -> None:
                 wrong.append(f"{column}: {len(bad)} values differ (e.g. {xs[bad[0]]!r} "
                              f"against {ys[bad[0]]!r})")
     assert not wrong, f"{what}: " + "; ".join(wrong)
+
+
+def spark_session(warehouse: Path):  # noqa: ANN201
+    """A local Spark session on one core for the test session (Java and pyspark present), or
+    RuntimeError with the reason. The library finds it as the active session."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise RuntimeError("pyspark is not installed (pip install -e '.[dev]')") from None
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise RuntimeError("no Java runtime (Debian: apt-get install openjdk-17-jre-headless)")
+    import sys
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (SparkSession.builder.master("local[1]").appName("klantwaarde-tests")
+             .config("spark.ui.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.sql.shuffle.partitions", "2")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .config("spark.sql.warehouse.dir", str(warehouse))
+             .config("spark.driver.memory", "2g")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def findings(report) -> list[tuple]:  # noqa: ANN001
+    """A validation report's findings and table figures, engine-independent parts: where,
+    what, how many rows, the fix; the examples' rows are compared apart."""
+    return sorted((f.where, f.problem, f.fix, f.rows) for f in report.errors) + sorted(
+        (s.spec.name, s.rows, s.customers, s.first_date, s.last_date,
+         tuple(c.name for c in s.absent_columns), s.extra_columns, s.protected_columns)
+        for s in report.summaries)
+
+
+def bad_copy(base: Path, out: Path) -> Path:
+    """The Parquet tables of ``base`` with typed-column faults every engine can hold: missing
+    required values, NaN and infinite amounts, dates far outside the horizon, unknown customers
+    and products, and repeated keys."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True)
+    for path in sorted(base.glob("*.parquet")):
+        table = pq.read_table(path)
+        if path.stem == "orders":
+            df = table.to_pandas()
+            df.loc[3, "customer_id"] = None
+            df.loc[5, "gross_amount"] = np.nan
+            df.loc[6, "gross_amount"] = np.inf
+            df.loc[7, "order_date"] = pd_date("2099-01-31")
+            df.loc[8, "order_date"] = None
+            df.loc[9, "customer_id"] = "NOBODY"
+            df.loc[10, "product_id"] = "NO-SUCH-PRODUCT"
+            df.loc[11, "discount_amount"] = -np.inf
+            df.loc[12, "gross_amount"] = None
+            table = pa.Table.from_pandas(df, schema=table.schema, preserve_index=False)
+            amounts = df.gross_amount.to_numpy(float)  # NaN stays NaN (pandas would null it)
+            table = table.set_column(table.schema.get_field_index("gross_amount"),
+                                     "gross_amount", pa.array(amounts, mask=df.index == 12))
+        elif path.stem == "invoices":
+            df = table.to_pandas()
+            df.loc[1, "invoice_id"] = df.loc[0, "invoice_id"]
+            df.loc[2, "paid_date"] = pd_date("2101-05-01")
+            table = pa.Table.from_pandas(df, schema=table.schema, preserve_index=False)
+        elif path.stem == "customers":
+            table = pa.concat_tables([table, table.slice(0, 2)])
+        pq.write_table(table, out / path.name)
+    return out
+
+
+def pd_date(text: str):  # noqa: ANN201
+    import datetime as dt
+
+    return dt.date.fromisoformat(text)

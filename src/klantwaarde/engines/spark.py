@@ -69,6 +69,10 @@ def open_spark(src: str, cfg):  # noqa: ANN001, ANN201 (SourceConfig, Source: no
     if not location:
         raise InputError("--source spark: names no location. Pass spark:<folder> (one Parquet "
                          "file or folder per table) or spark:<catalog.schema>.")
+    if _is_path(location) and ":" not in location.split("/", 1)[0] \
+            and not Path(location).exists():  # a local folder: no need to start Spark to see
+        raise InputError(f"--source {src}: {location} does not exist. Pass spark:<folder> with "
+                         "one Parquet file or folder per table, or spark:<catalog.schema>.")
     spark = session()
     con = ibis.pyspark.connect(spark)
     con.compiler = _compiler()  # this connection's queries only
@@ -146,16 +150,31 @@ def _compiler():  # noqa: ANN202 (the class comes from an optional import)
       Spark: Spark's own ``bit_or`` aggregate;
     - trimming whitespace (``strip``): Ibis writes the vertical tab and form feed as ``\\v``
       and ``\\f``, which Spark reads as the letters v and f, so ``fasteners`` would lose its
-      f. Here they are ``chr(11)`` and ``chr(12)``.
+      f. Here they are ``chr(11)`` and ``chr(12)``;
+    - null tests: Ibis counts NaN as null on Spark (pandas' habit); here NaN is a value, as on
+      DuckDB and PostgreSQL, so that validation reports it as not finite rather than missing;
+    - the infinity test, which Ibis 12 compiles to a constant false on Spark.
     """
     import ibis.expr.operations as ops
+    import sqlglot.expressions as sge
     from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
     class Corrected(PySparkCompiler):
         SIMPLE_OPS = {**PySparkCompiler.SIMPLE_OPS, ops.BitOr: "bit_or"}
 
-        def visit_Strip(self, op, *, arg):  # noqa: N802 (Ibis' name)
+        def visit_Strip(self, op, *, arg):  # noqa: N802 (Ibis' names)
             return self.f.trim(arg, self.f.concat(" \t\n\r", self.f.chr(11), self.f.chr(12)))
+
+        def visit_IsNull(self, op, *, arg):  # noqa: N802
+            return arg.is_(sge.Null())
+
+        def visit_NotNull(self, op, *, arg):  # noqa: N802
+            return arg.is_(sge.Not(this=sge.Null()))
+
+        def visit_IsInf(self, op, *, arg):  # noqa: N802
+            if not op.arg.dtype.is_floating():
+                return sge.false()
+            return sge.or_(arg.eq(self.POS_INF), arg.eq(self.NEG_INF))
 
     return Corrected()
 
