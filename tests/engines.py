@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 PG_TYPES = {"string": "text", "date32[day]": "date", "double": "double precision",
             "int64": "bigint", "bool": "boolean", "timestamp[us]": "timestamp"}
 
@@ -252,3 +254,16 @@ def pd_date(text: str):  # noqa: ANN201
     import datetime as dt
 
     return dt.date.fromisoformat(text)
+
+
+@pytest.fixture(scope="session", name="pg")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the test session (per xdist worker); the tests that need it
+    are skipped, with the reason, where none can be started."""
+    try:
+        manager = postgres_server()
+        server = manager.__enter__()
+    except RuntimeError as exc:
+        pytest.skip(f"no PostgreSQL server for the engine tests: {exc}")
+    yield server
+    manager.__exit__(None, None, None)

@@ -5,7 +5,6 @@ connection or table into a clear message with exit code 2."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,23 +15,11 @@ from engines import (
     PostgresServer,
     assert_same_rows,
     load_postgres,
-    postgres_server,
+    pg_server,  # noqa: F401 (the session fixture pg)
     reader_role,
 )
 
 AS_OF = "2025-06-30"
-
-
-@pytest.fixture(scope="session")
-def pg() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the test session (per xdist worker)."""
-    try:
-        manager = postgres_server()
-        server = manager.__enter__()
-    except RuntimeError as exc:
-        pytest.skip(f"no PostgreSQL server for the engine tests: {exc}")
-    yield server
-    manager.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
