@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-all lint bench clean
+.PHONY: help demo test test-all test-engines lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: $(STAMP) ## Create .venv, install, and run the test suite (slow suites exc
 test-all: $(STAMP) ## Run every test, the slow suites included
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+test-engines: $(STAMP) ## Run the slow parity suite of DuckDB, PostgreSQL and Spark (CI runs it)
+	$(BIN)/python -m pytest -m slow tests/test_engines_parity.py tests/test_engines_spark.py -n 2 --dist loadfile
+
 lint: $(STAMP) ## Check the code style with ruff
 	$(BIN)/ruff check src tests benchmarks
 
@@ -49,6 +52,7 @@ bench: $(STAMP) ## Run the benchmarks (generates large data under benchmarks/dat
 	$(BIN)/python benchmarks/decisions.py
 	$(BIN)/python benchmarks/loop.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/engines.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

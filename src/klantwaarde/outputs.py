@@ -62,7 +62,9 @@ def scores_store(store: Path, parquet: Path) -> list[Place]:
 def _outside(place: Place, source: str | None) -> None:
     """Not the source file, and not inside the source folder (a file written there would be
     read as a second table by every later command)."""
-    if source is None or "://" in source:
+    if source is not None and source.startswith("spark:"):
+        source = source.removeprefix("spark:")  # a folder of Parquet tables, or a catalog
+    if source is None or "://" in source or ":" in source.split("/", 1)[0]:
         return
     src, path = Path(source).resolve(), place.path.resolve()
     if path == src:

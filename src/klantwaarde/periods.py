@@ -16,6 +16,8 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
+from klantwaarde.typed import ones
+
 END = 31  # the anchor of month ends
 
 
@@ -52,6 +54,6 @@ def period_expr(day: ir.DateValue, anchor: int) -> ir.IntegerValue:
     if anchor == END:
         return month
     if anchor <= 28:  # every month has the anchor day
-        return month + (day.day() > anchor).cast("int64")
+        return month + ones(day.day() > anchor)
     last = (day.truncate("M") + ibis.interval(months=1) - ibis.interval(days=1)).day()
-    return month + (day.day() > ibis.least(last, anchor)).cast("int64")
+    return month + ones(day.day() > ibis.least(last, anchor))

@@ -20,6 +20,7 @@ import ibis.expr.types as ir
 
 from klantwaarde.config import SourceConfig
 from klantwaarde.contract import TABLE_NAMES, table_spec
+from klantwaarde.engines import postgres, redacted
 from klantwaarde.errors import InputError
 from klantwaarde.formats import read_formats
 from klantwaarde.typed import ISO_POINT, Formats
@@ -48,7 +49,12 @@ class Source:
 
 
 def open_source(src: str, cfg: SourceConfig) -> Source:
-    """Open ``src`` (folder, ``.duckdb`` file or Ibis URL) and find the contract tables in it."""
+    """Open ``src`` (folder, ``.duckdb`` file, ``spark:`` location or Ibis URL) and find the
+    contract tables in it."""
+    if src.startswith("spark:"):
+        from klantwaarde.engines import spark
+
+        return spark.open_spark(src, cfg)
     if "://" in src:
         return _open_url(src)
     path = Path(src)
@@ -64,16 +70,27 @@ def open_source(src: str, cfg: SourceConfig) -> Source:
 
 
 def _open_url(url: str) -> Source:
+    shown = redacted(url)
+    if url.split("://", 1)[0].lower() in postgres.SCHEMES:
+        con, schema = postgres.connect(url)
+        source = _open_database(con, shown, schema)
+        postgres.check_typed(source.tables, shown)
+        return source
     try:
         con = ibis.connect(url)
     except Exception as exc:  # the backends raise their own types; all mean "cannot connect"
-        raise InputError(f"Cannot connect to {url}: {exc}") from None
-    return _open_database(con, url)
+        raise InputError(f"Cannot connect to {shown}: {exc}") from None
+    return _open_database(con, shown)
 
 
-def _open_database(con: ibis.BaseBackend, location: str) -> Source:
+def _open_database(con: ibis.BaseBackend, location: str, database: str | None = None
+                   ) -> Source:
+    """The contract tables of a database (of schema ``database`` where given; the connection's
+    default otherwise), each checked to be readable now: a table the role may not read is an
+    input error here, not a failure in the middle of a command."""
     source = Source(location, {})
-    for name in sorted(con.list_tables()):
+    where = {} if database is None else {"database": database}
+    for name in sorted(con.list_tables(**where)):
         key = name.strip().lower()
         if key not in TABLE_NAMES:
             source.notices.append(f"Table '{name}' in {location} is not a contract table; ignored.")
@@ -81,8 +98,19 @@ def _open_database(con: ibis.BaseBackend, location: str) -> Source:
         if key in source.tables:
             raise InputError(f"Table {key} is given twice in {location}: "
                              f"'{source.tables[key].origin}' and '{name}'. Keep one of them.")
-        source.tables[key] = RawTable(key, _normalise(con.table(name), key, name), name)
+        try:
+            table = con.table(name, **where)
+            table.limit(0).execute()
+        except Exception as exc:  # each backend raises its own types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"Table {name} in {location} cannot be read: {first}. Fix: grant "
+                             "the role SELECT on it, or leave it out of the source.") from None
+        source.tables[key] = _table_of(key, table, name)
     return source
+
+
+def _table_of(key: str, table: ir.Table, origin: str) -> RawTable:
+    return RawTable(key, _normalise(table, key, origin), origin)
 
 
 def _duckdb(cfg: SourceConfig, database: str = ":memory:", read_only: bool = False

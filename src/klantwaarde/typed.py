@@ -122,6 +122,13 @@ def typed_table(raw: ir.Table, spec: TableSpec, formats: Formats) -> ir.Table:
     })
 
 
+def ones(flag: ir.BooleanValue, dtype: str = "int64") -> ir.NumericValue:
+    """1 where ``flag`` holds, 0 where it does not or is null: a flag to count or average. A
+    CASE rather than a cast of the flag, which PostgreSQL refuses from boolean to bigint or
+    double; the CASE is cast, as PostgreSQL reads a literal 1.0 as a decimal, not a double."""
+    return ibis.ifelse(flag, 1, 0).cast(dtype)
+
+
 _BLANKS = (" ", "\t", "\n", "\r", "\x0b", "\x0c")
 
 

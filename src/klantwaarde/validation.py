@@ -26,7 +26,7 @@ from klantwaarde.contract import TABLES, ColumnSpec, Kind, TableSpec
 from klantwaarde.errors import InputError
 from klantwaarde.recorded import with_recorded_contacts
 from klantwaarde.sources import RawTable, Source, open_source
-from klantwaarde.typed import DATE_FORMATS, ISO_POINT, Formats, typed_column
+from klantwaarde.typed import DATE_FORMATS, ISO_POINT, Formats, ones, typed_column
 
 _SET_IN_CONFIG = "in source.yaml of your --config folder"
 
@@ -153,7 +153,8 @@ def validate_source(source: Source, config: Config,
     report.absent_tables = [spec for spec in TABLES if spec.name not in source.tables]
     if "orders" not in source.tables:
         report.errors.append(Finding("orders", None, "the required table is missing",
-                                     "add orders.csv or orders.parquet (one row per order line, "
+                                     "add orders.csv or orders.parquet to the folder, or a "
+                                     "table orders to the database (one row per order line, "
                                      "with customer_id, order_date and gross_amount)"))
         return report
 
@@ -219,7 +220,7 @@ def _scan(raw: RawTable, spec: TableSpec, rules: list[_Rule], dates: ir.Table | 
     ids = [c for c in ("customer_id", "product_id") if c in table.columns
            and (c == "customer_id" or any(rule.column == c for rule in rules))]
     grouped = set(ids) | ({spec.event_date} if dates is not None else set())
-    per_row = {f"rule_{i}": rule.bad(table).cast("int64").sum()
+    per_row = {f"rule_{i}": ones(rule.bad(table)).sum()
                for i, rule in enumerate(rules) if rule.column not in grouped}
     queries = [] if ids else [table.aggregate(rows=table.count(), **per_row)]
     for pass_no, column in enumerate(ids):

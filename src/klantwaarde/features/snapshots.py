@@ -27,6 +27,7 @@ from klantwaarde.history import (
 )
 from klantwaarde.periods import date_of
 from klantwaarde.profitability.margins import DRIVERS, late_payment_cost, margin_values
+from klantwaarde.typed import ones
 
 FEATURE_WINDOW = 12  # the longest feature window, in months
 
@@ -319,7 +320,7 @@ def _bit(mask: ir.IntegerValue, index: int) -> ir.BooleanValue:
 
 
 def _bit_count(mask: ir.IntegerValue, history: History) -> ir.IntegerValue:
-    return sum((_bit(mask, i).cast("int64") for i in range(len(history.categories))),
+    return sum((ones(_bit(mask, i)) for i in range(len(history.categories))),
                ibis.literal(0, "int64"))
 
 
@@ -357,7 +358,7 @@ def _adoptions(history: History, cfg: Config, snaps: ir.Table) -> ir.Table:
     horizon = cfg.labels.horizon_months
     lines = history.lines.filter(history.lines.category_bit_ > 0)
     cat = per_customer(lines, ("category_bit_", "p"), amount=("sum", lines.gross_cents),
-                        bought=("max", (lines.gross_cents > 0).cast("int64")))
+                        bought=("max", ones(lines.gross_cents > 0)))
     first = ibis.ifelse(cat.bought > 0, cat.p, ibis.null("int64")).min().over(
         group_by=["customer_id", "category_bit_"])
     cat = cat.mutate(first_p=first)
@@ -414,13 +415,13 @@ def _relative(t: ir.Table, history: History, has: set[str]) -> ir.Table:
         t = t.join(n, ["customer_id", "snap"])
     if "breadth" in has:
         group = ["snap"] + (["industry"] if "industry" in t.columns else [])
-        bits = [_bit(t.bought_12.fill_null(0), i).cast("float64")
+        bits = [ones(_bit(t.bought_12.fill_null(0), i), "float64")
                 for i in range(len(history.categories))]
         rates = t.group_by(group).aggregate(**{f"rate_{i}_": b.mean() for i, b in enumerate(bits)})
         # a null industry is a group of its own, as in a window partition
         t = t.join(rates, [t[g].identical_to(rates[g]) for g in group]) \
             .drop(*[f"{g}_right" for g in group])
         t = t.mutate(white_space_12m=sum(
-            (t[f"rate_{i}_"] * (1 - _bit(t.bought_12.fill_null(0), i).cast("float64"))
+            (t[f"rate_{i}_"] * (1 - ones(_bit(t.bought_12.fill_null(0), i), "float64"))
              for i in range(len(history.categories))), ibis.literal(0.0)))
     return t

@@ -20,7 +20,7 @@ from klantwaarde.contract import Kind, table_spec
 from klantwaarde.errors import InputError
 from klantwaarde.periods import date_of, period_expr
 from klantwaarde.sources import Source
-from klantwaarde.typed import typed_column, typed_events, typed_table
+from klantwaarde.typed import ones, typed_column, typed_events, typed_table
 
 MAX_CATEGORIES = 63  # categories are bits of a 64-bit integer
 
@@ -136,7 +136,7 @@ def costed_orders(costed: CostedLines, cfg: Config, anchor: int) -> ir.Table:
                               "cogs_cents", n_lines=ibis.literal(1, "int64"), bit=lines.bit_)
     net = orders.gross_cents - orders.discount_cents.fill_null(0)
     threshold = round(cfg.costs.franco_threshold * 100)
-    return orders.mutate(franco=((net > 0) & (net < threshold)).cast("int64"))
+    return orders.mutate(franco=ones((net > 0) & (net < threshold)))
 
 
 def _with_products(source: Source, lines: ir.Table, needed: list[str]) -> ir.Table:

@@ -24,7 +24,7 @@ from klantwaarde.contract import table_spec
 from klantwaarde.history.costing import CostedLines, cents, costed_lines, costed_orders, events
 from klantwaarde.periods import period_expr
 from klantwaarde.sources import Source
-from klantwaarde.typed import means_one_of, typed_table
+from klantwaarde.typed import means_one_of, ones, typed_table
 
 NEVER = 10**6  # the period of a date that is absent (never paid, never closed)
 EPOCH = dt.date(2000, 1, 1)  # day numbers count from here
@@ -147,14 +147,14 @@ def _invoices(source: Source, anchor: int, last: int, first: int | None) -> ir.T
     return per_customer(
         t, ("p", "dp", "sp"),
         n_invoices=("count", None),
-        n_positive=("sum", (t.amount > 0).cast("int64")),
+        n_positive=("sum", ones(t.amount > 0)),
         positive_cents=("sum", positive),
         # amount x days late of the invoices once paid, and amount x due day for the unpaid
         positive_cent_days=("sum", (positive * late_days).fill_null(0)),
         positive_cent_due_day=("sum", (positive * due).fill_null(0)),
-        n_known=("sum", known.cast("int64")),
+        n_known=("sum", ones(known)),
         late_days=("sum", late_days.fill_null(0)),
-        n_late=("sum", (known & (paid > due)).cast("int64")))
+        n_late=("sum", ones(known & (paid > due))))
 
 
 def late_cent_days(v: ir.Table, end: ir.IntegerValue, end_day: ir.IntegerValue
@@ -183,7 +183,7 @@ def _interactions(source: Source, cfg: Config, anchor: int, last: int, first: in
     call = means_one_of(t.kind, cfg.costs.call_kinds)
     day = day_number(t.date)
     return per_customer(
-        t, ("p",), n_visits=("sum", visit.cast("int64")), n_calls=("sum", call.cast("int64")),
+        t, ("p",), n_visits=("sum", ones(visit)), n_calls=("sum", ones(call)),
         n_contacts=("count", None),
         last_visit=("max", ibis.ifelse(visit, day, ibis.null("int64"))),
         last_call=("max", ibis.ifelse(call, day, ibis.null("int64"))),
