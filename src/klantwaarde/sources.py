@@ -52,9 +52,7 @@ def open_source(src: str, cfg: SourceConfig) -> Source:
     """Open ``src`` (folder, ``.duckdb`` file, ``spark:`` location or Ibis URL) and find the
     contract tables in it."""
     if src.startswith("spark:"):
-        from klantwaarde.engines import spark
-
-        return spark.open_spark(src, cfg)
+        return _open_spark(src)
     if "://" in src:
         return _open_url(src)
     path = Path(src)
@@ -67,6 +65,30 @@ def open_source(src: str, cfg: SourceConfig) -> Source:
         return _open_database(_duckdb(cfg, str(path), read_only=True), str(path))
     raise InputError(f"Source {src} is a file, but not a .duckdb file. Pass the folder that holds "
                      "the CSV/Parquet files, a .duckdb file or an Ibis URL.")
+
+
+def _open_spark(src: str) -> Source:
+    """A ``spark:`` location: a folder with a Parquet file or folder per table, or a schema of
+    the session's catalog."""
+    from klantwaarde.engines import spark  # pyspark is an optional extra
+
+    con, location, found = spark.connect(src)
+    if found is None:
+        return _open_database(con, src, location)
+    source = Source(src, {})
+    for name, path in sorted(found.items()):
+        key = name.strip().lower()
+        if key not in TABLE_NAMES:
+            source.notices.append(f"{Path(path).name}: '{name}' is not a contract table; "
+                                  "ignored.")
+            continue
+        if key in source.tables:
+            raise InputError(f"Table {key} is given twice in {location}: "
+                             f"{source.tables[key].origin} and {Path(path).name}. "
+                             "Keep one of them.")
+        source.tables[key] = _table_of(key, spark.parquet_table(con, key, path),
+                                       Path(path).name)
+    return source
 
 
 def _open_url(url: str) -> Source:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import ibis
 
+from klantwaarde.contract import TABLE_NAMES, Kind, table_spec
 from klantwaarde.engines import redacted
 from klantwaarde.errors import InputError
 
@@ -62,8 +63,6 @@ def connect(url: str) -> tuple[ibis.BaseBackend, str | None]:
 def _check_readable(con: ibis.BaseBackend, schema: str | None, shown: str) -> None:
     """An input error for contract tables that exist but the role may not read: PostgreSQL
     lists only readable tables, so they would otherwise look absent."""
-    from klantwaarde.contract import TABLE_NAMES
-
     with con.con.cursor() as cur:  # type: ignore[attr-defined]
         rows = cur.execute(
             "SELECT schemaname, tablename FROM pg_catalog.pg_tables "
@@ -106,8 +105,6 @@ def check_typed(tables: dict, shown: str) -> None:
     """Dates and amounts stored as text cannot be read: PostgreSQL has no cast that gives null
     for a value that does not convert (it fails the whole query). An input error naming the
     columns and the fix, a view with typed columns. ``tables``: contract name → RawTable."""
-    from klantwaarde.contract import Kind, table_spec
-
     text = []
     for name, raw in tables.items():
         schema = raw.table.schema()

@@ -61,10 +61,10 @@ def session():  # noqa: ANN201 (pyspark is optional)
     return spark
 
 
-def open_spark(src: str, cfg):  # noqa: ANN001, ANN201 (SourceConfig, Source: no import cycle)
-    """The contract tables at the location of ``src`` (``spark:<location>``)."""
-    from klantwaarde.sources import Source, _open_database, _table_of
-
+def connect(src: str) -> tuple[ibis.BaseBackend, str | tuple[str, ...], dict[str, str] | None]:
+    """An Ibis connection to Spark for ``src`` (``spark:<location>``), with what the location
+    holds: for a folder, its tables (name → path, each already readable as ``con.table(name)``);
+    for a catalog schema, the schema (``con.list_tables(database=...)``) and no tables."""
     location = src.removeprefix("spark:")
     if not location:
         raise InputError("--source spark: names no location. Pass spark:<folder> (one Parquet "
@@ -78,29 +78,7 @@ def open_spark(src: str, cfg):  # noqa: ANN001, ANN201 (SourceConfig, Source: no
     con.compiler = _compiler()  # this connection's queries only
     _register_before_caching(con)
     if _is_path(location):
-        found = _parquet_tables(spark, location, src)
-        source = Source(src, {})
-        from klantwaarde.contract import TABLE_NAMES
-
-        for name, path in sorted(found.items()):
-            key = name.strip().lower()
-            if key not in TABLE_NAMES:
-                source.notices.append(f"{Path(path).name}: '{name}' is not a contract table; "
-                                      "ignored.")
-                continue
-            if key in source.tables:
-                raise InputError(f"Table {key} is given twice in {location}: "
-                                 f"{source.tables[key].origin} and {Path(path).name}. "
-                                 "Keep one of them.")
-            try:
-                spark.read.parquet(path).createOrReplaceTempView(f"klantwaarde_{key}")
-                table = con.table(f"klantwaarde_{key}")
-            except Exception as exc:  # Spark's AnalysisException and others
-                first = str(exc).strip().splitlines()[0]
-                raise InputError(f"Table {key} ({path}) cannot be read as Parquet: {first}. "
-                                 "Fix: export it again.") from None
-            source.tables[key] = _table_of(key, table, Path(path).name)
-        return source
+        return con, location, _parquet_tables(spark, location, src)
     parts = location.split(".")
     if len(parts) > 2:
         raise InputError(f"--source {src}: a catalog location is catalog.schema or schema.")
@@ -112,7 +90,18 @@ def open_spark(src: str, cfg):  # noqa: ANN001, ANN201 (SourceConfig, Source: no
         raise InputError(f"--source {src}: Spark's catalog has no schema {location} "
                          f"({first}). Fix: correct the location, or give a folder of Parquet "
                          "tables.") from None
-    return _open_database(con, src, database)
+    return con, database, None
+
+
+def parquet_table(con: ibis.BaseBackend, key: str, path: str) -> ibis.Table:
+    """The Parquet file or folder at ``path`` as the table of ``key``."""
+    try:
+        session().read.parquet(path).createOrReplaceTempView(f"klantwaarde_{key}")
+        return con.table(f"klantwaarde_{key}")
+    except Exception as exc:  # Spark's AnalysisException and others
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"Table {key} ({path}) cannot be read as Parquet: {first}. "
+                         "Fix: export it again.") from None
 
 
 def _is_path(location: str) -> bool:
