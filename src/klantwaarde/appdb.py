@@ -108,6 +108,12 @@ for _change in ("UPDATE", "DELETE"):
         f"CREATE TRIGGER audit_no_{_change.lower()} BEFORE {_change} ON audit "
         "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END").execute_if(
         dialect="sqlite"))
+event.listen(audit, "after_create", DDL(
+    "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit rows are append-only'; END $$; "
+    "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()").execute_if(
+    dialect="postgresql"))
 
 
 def now() -> dt.datetime:
