@@ -25,7 +25,7 @@ default list capacity, by the model that ranks the sheet) and ``all`` (``reasons
 hours for a million customers on 2 cores; left out by default, and the bare child's rate
 estimates it). Each prints how many customers got reasons.
 
-``--memory-limit`` (default 2GiB) is source.yaml's ``memory_limit`` for the runs: the embedded
+``--memory-limit`` (default 1.5GiB) is source.yaml's ``memory_limit`` for the runs: the embedded
 DuckDB engine keeps to it and spills beyond it (``none`` for DuckDB's own limit, 80% of memory).
 
 Targets: without reasons under 60 s, with reasons for the listed customers under 180 s, both
@@ -65,7 +65,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path("benchmarks/data/score"))
     parser.add_argument("--reasons", default="none,listed",
                         help="the scoring runs, comma-separated: none, listed, all")
-    parser.add_argument("--memory-limit", default="2GiB",
+    parser.add_argument("--memory-limit", default="1.5GiB",
                         help="source.yaml's memory_limit for the engine; none: DuckDB's own")
     parser.add_argument("--step", help=argparse.SUPPRESS)  # train, score or bare, in a child
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
