@@ -25,6 +25,20 @@ from pathlib import Path
 
 import pytest
 
+REQUIRED = "KLANTWAARDE_REQUIRE_ENGINES"  # set by .ci/run, which installs both engines
+
+
+class Missing(RuntimeError):
+    """An engine the tests need is not installed on this machine (not: failed to start)."""
+
+
+def missing(reason: str) -> None:
+    """Skip for an engine that is not installed; where the engines are required (CI installs
+    them), fail instead, so that a broken installation is never a quiet skip."""
+    if os.environ.get(REQUIRED):
+        pytest.fail(f"{reason}, but {REQUIRED} is set: the engine tests must run here")
+    pytest.skip(reason)
+
 PG_TYPES = {"string": "text", "date32[day]": "date", "double": "double precision",
             "int64": "bigint", "bool": "boolean", "timestamp[us]": "timestamp"}
 
@@ -59,11 +73,11 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
-    """A fresh PostgreSQL server on 127.0.0.1 for the block; RuntimeError with the reason when
-    none can be started."""
+    """A fresh PostgreSQL server on 127.0.0.1 for the block; ``Missing`` where PostgreSQL is not
+    installed, RuntimeError with the reason where it fails to start."""
     binaries = postgres_binaries()
     if binaries is None:
-        raise RuntimeError("PostgreSQL is not installed (no initdb/pg_ctl on PATH or under "
+        raise Missing("PostgreSQL is not installed (no initdb/pg_ctl on PATH or under "
                            "/usr/lib/postgresql; Debian: apt-get install postgresql)")
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="klantwaarde-pg-"))
@@ -71,7 +85,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            raise RuntimeError("running as root and there is no postgres user to run "
+            raise Missing("running as root and there is no postgres user to run "
                                "PostgreSQL as") from None
         os.chown(folder, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
@@ -180,14 +194,14 @@ def assert_same_rows(engine, reference, keys: list[str], what: str) -> None:
 
 
 def spark_session(warehouse: Path):  # noqa: ANN201
-    """A local Spark session on one core for the test session (Java and pyspark present), or
-    RuntimeError with the reason. The library finds it as the active session."""
+    """A local Spark session on one core for the test session; ``Missing`` without pyspark or
+    Java. The library finds it as the active session."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise RuntimeError("pyspark is not installed (pip install -e '.[dev]')") from None
+        raise Missing("pyspark is not installed (pip install -e '.[dev]')") from None
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise RuntimeError("no Java runtime (Debian: apt-get install openjdk-17-jre-headless)")
+        raise Missing("no Java runtime (Debian: apt-get install openjdk-17-jre-headless)")
     import sys
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -259,11 +273,11 @@ def pd_date(text: str):  # noqa: ANN201
 @pytest.fixture(scope="session", name="pg")
 def pg_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the test session (per xdist worker); the tests that need it
-    are skipped, with the reason, where none can be started."""
+    are skipped, with the reason, where PostgreSQL is not installed (``missing``)."""
+    manager = postgres_server()
     try:
-        manager = postgres_server()
         server = manager.__enter__()
-    except RuntimeError as exc:
-        pytest.skip(f"no PostgreSQL server for the engine tests: {exc}")
+    except Missing as exc:
+        missing(f"no PostgreSQL server for the engine tests: {exc}")
     yield server
     manager.__exit__(None, None, None)

@@ -16,11 +16,13 @@ import yaml
 
 from conftest import SMALL_MODELS, run_cli
 from engines import (
+    Missing,
     PostgresServer,
     assert_same_rows,
     bad_copy,
     findings,
     load_postgres,
+    missing,
     pg_server,  # noqa: F401 (the session fixture pg)
     reader_role,
     spark_session,
@@ -53,7 +55,7 @@ def engines(pg: PostgresServer, base: dict[str, Path],
                "postgres": {k: pg.url("reader", password, schema=k) for k in base}}
     try:
         session = spark_session(tmp_path_factory.mktemp("warehouse"))
-    except RuntimeError:
+    except Missing:
         session = None
     else:
         sources["spark"] = {k: f"spark:{v}" for k, v in base.items()}
@@ -75,7 +77,7 @@ def test_validation_findings_on_faulty_data(engines: dict, engine: str) -> None:
     from klantwaarde.validation import validate_source
 
     if engine not in engines:
-        pytest.skip("no Spark (pyspark and Java) for the engine tests")
+        missing("no Spark (pyspark and Java) for the engine tests")
     reports = [validate_source(*_open(engines[e]["bad"])) for e in (engine, "duckdb")]
     assert len(reports[1].errors) >= 9
     assert findings(reports[0]) == findings(reports[1])
@@ -88,7 +90,7 @@ def test_profitability_features_and_labels(engines: dict, engine: str) -> None:
     from klantwaarde.profitability.margins import customer_margins
 
     if engine not in engines:
-        pytest.skip("no Spark (pyspark and Java) for the engine tests")
+        missing("no Spark (pyspark and Java) for the engine tests")
     opened = {e: _open(engines[e]["good"]) for e in (engine, "duckdb")}
     for as_of in (CUTOFF, MID_MONTH):
         margins = [customer_margins(s, as_of, cfg, 12).table.to_pandas()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from engines import assert_same_rows, bad_copy, findings, spark_session
+from engines import Missing, assert_same_rows, bad_copy, findings, missing, spark_session
 
 AS_OF = dt.date(2025, 6, 30)
 
@@ -23,8 +23,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One local Spark session for the test session (per xdist worker)."""
     try:
         session = spark_session(tmp_path_factory.mktemp("spark-warehouse"))
-    except RuntimeError as exc:
-        pytest.skip(f"no Spark for the engine tests: {exc}")
+    except Missing as exc:
+        missing(f"no Spark for the engine tests: {exc}")
     yield session
     session.stop()
 
