@@ -11,6 +11,7 @@ earlier months aligned to the same customers. Nothing reads a Parquet file per r
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 import time
 from dataclasses import dataclass
@@ -189,6 +190,7 @@ class MonthCache:
             stamp = stamp_of(self.cfg)
             if stamp is not None and (self._month is None or self._month.stamp != stamp):
                 self._month = load_month(self.cfg, stamp)
+                gc.freeze()  # the month's millions of objects: out of every later collection
             return self._month
         finally:
             self._lock.release()

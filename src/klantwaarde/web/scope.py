@@ -23,6 +23,20 @@ from klantwaarde.web.month import Month
 from klantwaarde.web.security import write_audit
 from klantwaarde.web.users import User
 
+_OWN = outcomes.c.account_manager.in_(sa.bindparam("own", expanding=True))
+_MONTH = (outcomes.c.as_of == sa.bindparam("as_of"),
+          outcomes.c.account_manager.in_(sa.bindparam("managers", expanding=True)))
+# the page's queries, built once: for an admin (True) and scoped to the user's managers (False)
+_OUTCOMES = sa.select(outcomes).where(outcomes.c.customer_id == sa.bindparam("customer")) \
+    .order_by(outcomes.c.id.desc())
+_LATEST = sa.select(outcomes.c.customer_id, outcomes.c.account_manager, outcomes.c.result,
+                    outcomes.c.contact_date, outcomes.c.kind).where(*_MONTH) \
+    .order_by(outcomes.c.id)
+_CONTACTED = sa.select(outcomes.c.customer_id, outcomes.c.account_manager) \
+    .where(*_MONTH, outcomes.c.result != NOT_REACHED)
+QUERIES = {name: {True: query, False: query.where(_OWN)} for name, query in
+           (("outcomes", _OUTCOMES), ("latest", _LATEST), ("contacted", _CONTACTED))}
+
 
 class NotFound(Exception):
     """Absent, or not the user's: answered alike, with 404."""
@@ -94,28 +108,22 @@ class Visible:
             raise NotFound(customer_id)
         return Customer(at, row, self.month.sheet_of[at])
 
-    def _scoped(self, query: sa.Select) -> sa.Select:
-        if self.everything:
-            return query
-        return query.where(outcomes.c.account_manager.in_(sorted(self._own)))
+    def _query(self, name: str, **params: object) -> list[sa.Row]:
+        """The rows of query ``name`` of QUERIES, scoped to the user's managers."""
+        if not self.everything:
+            params["own"] = sorted(self._own)
+        with self.engine.connect() as con:
+            return list(con.execute(QUERIES[name][self.everything], params))
 
     def outcomes_of(self, customer_id: str) -> list[sa.Row]:
         """The outcomes recorded for a customer (checked with ``customer`` first), newest
         first."""
-        query = self._scoped(sa.select(outcomes).where(outcomes.c.customer_id == customer_id))
-        with self.engine.connect() as con:
-            return list(con.execute(query.order_by(outcomes.c.id.desc())).all())
+        return self._query("outcomes", customer=customer_id)
 
     def latest_results(self, managers: list[str]) -> dict[str, sa.Row]:
         """Per customer of ``managers``, the newest outcome recorded for this month."""
-        query = self._scoped(sa.select(outcomes.c.customer_id, outcomes.c.account_manager,
-                                       outcomes.c.result, outcomes.c.contact_date,
-                                       outcomes.c.kind)
-                             .where(outcomes.c.as_of == self.month.as_of,
-                                    outcomes.c.account_manager.in_(managers))
-                             .order_by(outcomes.c.id))
-        with self.engine.connect() as con:
-            return {r.customer_id: r for r in con.execute(query)}
+        return {r.customer_id: r for r in self._query("latest", as_of=self.month.as_of,
+                                                       managers=managers)}
 
     def record(self, customer_id: str, outcome: Outcome, client: str) -> int:
         """Record an outcome for a customer on one of the user's sheets of this month (else
@@ -141,13 +149,9 @@ class Visible:
         (by the newest outcome of each customer)."""
         latest = self.latest_results(managers)
         contacted: dict[str, set[str]] = {}
-        query = self._scoped(sa.select(outcomes.c.customer_id, outcomes.c.account_manager)
-                             .where(outcomes.c.as_of == self.month.as_of,
-                                    outcomes.c.account_manager.in_(managers),
-                                    outcomes.c.result != NOT_REACHED))
-        with self.engine.connect() as con:
-            for customer, manager in con.execute(query):
-                contacted.setdefault(manager, set()).add(customer)
+        for customer, manager in self._query("contacted", as_of=self.month.as_of,
+                                             managers=managers):
+            contacted.setdefault(manager, set()).add(customer)
         results: dict[str, list[str]] = {}
         for r in latest.values():
             results.setdefault(r.account_manager, []).append(r.result)

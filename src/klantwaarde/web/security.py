@@ -25,13 +25,21 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from klantwaarde.appdb import audit, login_failures, now, sessions, users
+from klantwaarde.appdb import audit, login_failures, now, sessions, user_managers, users
 from klantwaarde.config import WebConfig
 from klantwaarde.web.users import User, get_user, password_matches
 
 COOKIE = "klantwaarde_session"
 LOGIN_COOKIE = "klantwaarde_login"
 TOUCH_EVERY = dt.timedelta(seconds=60)  # last_seen is written at most this often
+# a session with its enabled user and the user's managers, one row per manager: built once,
+# as every request asks it
+_LIVE = (sa.select(sessions.c.csrf, sessions.c.last_seen, sessions.c.expires_at, users.c.name,
+                   users.c.role, user_managers.c.account_manager)
+         .join(users, users.c.name == sessions.c.user_name)
+         .outerjoin(user_managers, user_managers.c.user_name == users.c.name)
+         .where(sessions.c.token_hash == sa.bindparam("key"), users.c.disabled.is_(False))
+         .order_by(user_managers.c.account_manager))
 
 
 @dataclass(frozen=True)
@@ -116,20 +124,17 @@ class Sessions:
         key = token_hash(token)
         at = now()
         with self.engine.connect() as con:
-            row = con.execute(
-                sa.select(sessions.c.csrf, sessions.c.last_seen, sessions.c.expires_at,
-                          sessions.c.user_name)
-                .join(users, users.c.name == sessions.c.user_name)
-                .where(sessions.c.token_hash == key, users.c.disabled.is_(False))).first()
-            found = get_user(con, row.user_name) if row is not None else None
+            rows = con.execute(_LIVE, {"key": key}).all()
         idle = dt.timedelta(minutes=self.cfg.idle_minutes)
-        if row is None or found is None or row.expires_at <= at or row.last_seen + idle <= at:
+        if not rows or rows[0].expires_at <= at or rows[0].last_seen + idle <= at:
             return None
+        row = rows[0]
         if at - row.last_seen >= TOUCH_EVERY:
             with self.engine.begin() as con:
                 con.execute(sessions.update().where(sessions.c.token_hash == key)
                             .values(last_seen=at))
-        return Session(found[0], row.csrf, key)
+        managers = tuple(r.account_manager for r in rows if r.account_manager is not None)
+        return Session(User(row.name, row.role, managers), row.csrf, key)
 
     def logout(self, session: Session, client: str) -> None:
         with self.engine.begin() as con:
