@@ -138,12 +138,12 @@ def exists(cfg: Config) -> bool:
     return bool(cfg.web.database) or sqlite_path(cfg).is_file()
 
 
-def connect(cfg: Config, create: bool = True) -> sa.Engine:
-    """An engine on the application database; with ``create`` its tables are made where
-    missing (the SQLite file and its folder too)."""
+def connect(cfg: Config, create: bool = True, connections: int = 5) -> sa.Engine:
+    """An engine on the application database that keeps up to ``connections`` open; with
+    ``create`` its tables are made where missing (the SQLite file and its folder too)."""
     url = database_url(cfg)
     try:
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, pool_size=connections)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise InputError(f"web.yaml database: {url!r} is not a database URL SQLAlchemy can "
                          f"open ({exc}). Fix: give a URL such as "

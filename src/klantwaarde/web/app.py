@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 import jinja2
 import numpy as np
 import pandas as pd
@@ -55,6 +56,9 @@ from klantwaarde.web.security import COOKIE, LOGIN_COOKIE, LoginRefused, Session
 from klantwaarde.web.security import write_audit as audit_row
 
 HERE = Path(__file__).parent
+# requests worked on at once, each in a thread: the work is Python under one lock (the GIL),
+# so more threads only wait for each other; each keeps its database connection open
+THREADS = 8
 TEAM_PAGE = 25  # more managers than this: pick one before the sheets are shown
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -377,10 +381,11 @@ def create_app(cfg: Config) -> Starlette:
     """The page over ``cfg``'s scores table and application database (made if missing).
     When the server starts, a thread loads the month, so that the first manager does not wait
     for it alone (a request that comes first waits for that load)."""
-    page = Page(cfg, appdb.connect(cfg))
+    page = Page(cfg, appdb.connect(cfg, connections=THREADS))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         threading.Thread(target=_preload, args=(page.months,), daemon=True,
                          name="month-preload").start()
         yield
