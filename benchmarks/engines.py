@@ -94,12 +94,15 @@ def simulated(args: argparse.Namespace) -> tuple[Path, dt.date]:
 
 
 def run_child(engine: str, source: str, as_of: dt.date, env: dict[str, str]) -> dict:
+    """The child's times, with the machine's load average (1 minute) when it started: other
+    work on the machine slows every engine."""
+    load = os.getloadavg()[0]
     done = subprocess.run([sys.executable, __file__, "--child", engine, "--source", source,
                            "--as-of", as_of.isoformat()], capture_output=True, text=True,
                           env=os.environ | env)
     if done.returncode:
         raise SystemExit(f"{engine} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"load": load}
 
 
 def main() -> None:
@@ -132,10 +135,11 @@ def main() -> None:
                        str(4 * cores), "SPARK_DRIVER_MEMORY": "6g"})
     print(f"\nfeatures at {as_of}, {args.customers:,} customers over {args.months} months "
           f"({os.cpu_count()} cores)")
-    print(f"{'engine':<18}{'scan s':>9}{'features s':>12}{'ratio':>8}{'rows':>10}")
+    print(f"{'engine':<18}{'scan s':>9}{'features s':>12}{'ratio':>8}{'rows':>10}"
+          f"{'load at start':>15}")
     for name, r in results.items():
         print(f"{name:<18}{r['scan']:>9.1f}{r['features']:>12.1f}"
-              f"{r['features'] / r['scan']:>8.1f}{r['rows']:>10,}")
+              f"{r['features'] / r['scan']:>8.1f}{r['rows']:>10,}{r['load']:>15.1f}")
     one, two = results.get("Spark local[1]"), results.get("Spark local[2]")
     if one and two:
         print(f"Spark from 1 to 2 cores: features {one['features'] / two['features']:.2f}x "
