@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pyarrow as pa
 import pytest
@@ -20,7 +21,7 @@ from klantwaarde.config import Config
 from klantwaarde.decisions import HELD_OUT, decided
 from klantwaarde.lists import SHEETS, build_lists, manager_tables, write_lists
 from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
-from klantwaarde.web.app import _records, create_app
+from klantwaarde.web.app import _sorted, create_app
 from klantwaarde.web.security import COOKIE
 from webdata import AS_OF, MANAGERS, PASSWORD, XSS_MANAGER, _rows, scored_base, with_users
 
@@ -380,4 +381,14 @@ def test_sheet_counts_and_rows_agree_for_one_manager_and_a_team(app, cfg) -> Non
         for sheet in SHEETS:
             rows = month.rows(sheet, managers)
             assert month.count(sheet, managers) == len(rows)
-            assert repr(_records(rows)) == repr(rows.to_dict("records"))  # NaN as NaN
+            records = month.records(sheet, managers)
+            assert repr(records) == repr(rows.to_dict("records"))  # NaN as NaN
+            for column in rows.columns:
+                if rows[column].map(lambda v: isinstance(v, list | np.ndarray)).any():
+                    continue  # lists: pandas does not sort them
+                for ascending in (True, False):
+                    expected = rows.sort_values([column, "customer_id"],
+                                                ascending=[ascending, True],
+                                                na_position="last", kind="stable")
+                    assert [r["customer_id"] for r in _sorted(records, column, ascending)] \
+                        == list(expected.customer_id), (sheet, column, ascending)

@@ -40,6 +40,7 @@ class Month:
     ids: np.ndarray  # scores.customer_id, sorted
     sheet_of: np.ndarray  # per row of scores: the sheet that lists the customer, or None
     sheets: dict[str, pd.DataFrame]  # each list, by manager, in the list's own order
+    columns: dict[str, dict[str, object]]  # each list's columns as arrays (views: no copies)
     spans: dict[str, dict[str, tuple[int, int]]]  # sheet -> manager -> rows [start, stop)
     managers: tuple[str, ...]
     capacity: dict[str, int]
@@ -59,6 +60,16 @@ class Month:
         if len(parts) == 1:  # a manager's own sheet: a slice, no copy
             return parts[0]
         return pd.concat(parts) if parts else self.sheets[sheet].iloc[0:0]
+
+    def records(self, sheet: str, managers: list[str]) -> list[dict[str, object]]:
+        """The rows of ``rows(sheet, managers)`` as dicts of Python values, as
+        ``to_dict("records")`` gives them at a fraction of its cost: what the page renders."""
+        columns, spans = self.columns[sheet], self.spans[sheet]
+        found: list[dict[str, object]] = []
+        for start, stop in (spans[m] for m in managers if m in spans):
+            values = [array[start:stop].tolist() for array in columns.values()]  # type: ignore
+            found += [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+        return found
 
     def count(self, sheet: str, managers: list[str]) -> int:
         """How many rows ``rows(sheet, managers)`` has."""
@@ -99,19 +110,21 @@ def load_month(cfg: Config, stamp: tuple[dt.date, int, int]) -> Month:
     lists = build_lists(scores, as_of, cfg)
     ids = scores.customer_id.to_numpy(dtype=object)
     index = pd.Index(ids)  # one hash table of the customers, for the sheets and the history
-    sheets, spans = {}, {}
+    sheets, spans, columns = {}, {}, {}
     sheet_of = np.full(len(ids), None, dtype=object)
     for name in SHEETS:
         table = lists.tables[name]
         table = table.assign(rank=table.groupby("account_manager").cumcount() + 1) \
             .sort_values("account_manager", kind="stable").reset_index(drop=True)
         sheets[name] = table
+        columns[name] = {c: table[c].to_numpy() if isinstance(table[c].dtype, np.dtype)
+                         else table[c].array for c in table.columns}
         spans[name] = _spans(table.account_manager.to_numpy(dtype=object))
         at = index.get_indexer(table.customer_id)
         sheet_of[at[sheet_of[at] == None]] = name  # noqa: E711 (elementwise)
     months, history = _history(cfg, as_of, scores, index)
-    return Month(as_of, lists.contact, scores, ids, sheet_of, sheets, spans, lists.managers,
-                 lists.capacity, months, history, stamp)
+    return Month(as_of, lists.contact, scores, ids, sheet_of, sheets, columns, spans,
+                 lists.managers, lists.capacity, months, history, stamp)
 
 
 def _decided(cfg: Config, as_of: dt.date) -> pd.DataFrame:

@@ -86,15 +86,22 @@ class Visible:
 
     def sheet(self, sheet: str, managers: list[str]) -> pd.DataFrame:
         """The rows of list ``sheet`` of ``managers`` (from ``managers``)."""
-        if sheet not in SHEETS or not all(self.allows(m) for m in managers):
-            raise NotFound(sheet)
+        self._check(sheet, managers)
         return self.month.rows(sheet, managers)
+
+    def records(self, sheet: str, managers: list[str]) -> list[dict[str, object]]:
+        """``sheet(sheet, managers)`` as dicts of Python values."""
+        self._check(sheet, managers)
+        return self.month.records(sheet, managers)
 
     def count(self, sheet: str, managers: list[str]) -> int:
         """How many rows ``sheet(sheet, managers)`` has."""
+        self._check(sheet, managers)
+        return self.month.count(sheet, managers)
+
+    def _check(self, sheet: str, managers: list[str]) -> None:
         if sheet not in SHEETS or not all(self.allows(m) for m in managers):
             raise NotFound(sheet)
-        return self.month.count(sheet, managers)
 
     def customer(self, customer_id: str) -> Customer:
         """One customer of the user's managers; held out: only for an admin."""
