@@ -178,3 +178,16 @@ def _register_before_caching(con: ibis.BaseBackend) -> None:
         return cache(name, expr)
 
     con._create_cached_table = registered_first  # type: ignore[attr-defined]
+
+
+def holds(expr: ibis.Expr) -> bool:
+    """Whether ``expr`` runs on Spark."""
+    return ibis.get_backend(expr).name == "pyspark"
+
+
+def dataframe(expr: ibis.Table):  # noqa: ANN201 (pyspark is optional)
+    """``expr`` as a Spark DataFrame, not run yet: its rows stay in Spark. Compiled as Ibis'
+    PySpark backend compiles its own queries, with the in-memory tables it reads registered."""
+    con = ibis.get_backend(expr)
+    con._run_pre_execute_hooks(expr)  # type: ignore[attr-defined]
+    return con._session.sql(con.compile(expr))  # type: ignore[attr-defined]
