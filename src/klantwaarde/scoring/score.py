@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -140,6 +140,9 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     in_sample = in_sample_notice is not None
     step(f"building the features at {as_of}")
     fs, value = scoring_input(source, as_of, cfg)
+    on_spark = spark_engine.holds(fs.table)
+    if on_spark:  # read by several Spark jobs: computed once, kept in Ibis' types
+        fs = replace(fs, table=fs.table.cache().cast(fs.table.schema()))
     notices = [in_sample_notice] if in_sample_notice else []
     if "response" not in champions:
         notices.append(f"{NAMES['response']} has no champion, so the scores have no "
@@ -148,7 +151,7 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     batch = Batch(as_of, in_sample, champions, value, {f.name: f for f in fs.features},
                   peer_shares(fs.table), cfg)
     capacity = managers_capacity(source)
-    if spark_engine.holds(fs.table):
+    if on_spark:
         from klantwaarde.scoring.spark import score_month
     else:
         score_month = _score_month

@@ -69,12 +69,11 @@ _COUNTS = pa.schema([("target", pa.string()), ("feature", pa.string()),
 def score_month(fs: FeatureSet, batch: Batch, segments: Callable[[], pd.DataFrame],
                 capacity: dict[str, int], step: Step) -> Month:
     """The month as Spark jobs; written by Spark to the scores' Parquet copy."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812 (pyspark's convention)
 
     cfg, as_of = batch.cfg, batch.as_of
     types = fs.table.schema().to_pyarrow()
-    features = engine.dataframe(fs.table).persist(StorageLevel.MEMORY_AND_DISK)
+    features = engine.dataframe(fs.table)  # cached by score()
     customers = features.count()
     if not customers:
         raise no_one_to_score(as_of, cfg)
@@ -124,7 +123,7 @@ def score_month(fs: FeatureSet, batch: Batch, segments: Callable[[], pd.DataFram
         try:
             return write_month(scores, cfg.scoring.parquet, as_of)
         finally:
-            for frame in (features, rows, decided):
+            for frame in (rows, decided):
                 frame.unpersist()
 
     return Month(customers, overview, decided.select("retention", "cross_sell").toPandas(),
