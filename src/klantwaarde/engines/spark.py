@@ -7,7 +7,8 @@
 
 Every step runs as Spark jobs through Ibis' PySpark backend, in the session that
 ``spark-submit`` or Databricks started, or else in a local one (``SPARK_MASTER``, default
-``local[*]``). Only aggregates and, at the model boundary, the feature rows reach the driver.
+``local[*]``). Only aggregates and, at the model boundary of training, the feature rows reach
+the driver; scoring keeps them in Spark (``klantwaarde.scoring.spark``).
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@
 - The reasons of the listed customers come from ``Batch.reasons`` per partition of the features
   joined with the decisions; drift from ``Batch.bin_counts`` per partition, added up here, so
   the PSI equals the one-batch PSI.
-- To this process come, per customer: its segment (the profitability report ranks all customers
-  for the pyramid, as klantwaarde profitability on Spark does), the six columns of ``SUMMARY``
-  and, after the decisions, retention and cross_sell (the run's summary, how many reasons).
+- To this process come, per customer, a few numbers and no features: its margins over the
+  profitability window, to segment it (the pyramid ranks all customers, as klantwaarde
+  profitability on Spark does), the six columns of ``SUMMARY`` and, after the decisions,
+  retention and cross_sell (the run's summary, how many reasons).
 - Spark writes the month's Parquet copy, a folder of part files, into a staging folder that
   ``store.publish`` swaps in. The scores table's DuckDB file, one machine's file, is not
   written: every reader reads the Parquet copies.
