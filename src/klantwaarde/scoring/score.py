@@ -49,7 +49,7 @@ class ScoringResult:
     summary: dict[str, float]
     drift: dict[str, float]  # PSI per feature against the training data
     drifted: list[str]  # the features above scoring.psi_warning
-    store: Path
+    store: Path  # where the month went: the DuckDB file, or (Spark) its Parquet copy
     run_id: str
     notices: list[str]
     in_sample: bool  # a champion saw outcomes after as_of: trained at a later --as-of
@@ -183,7 +183,7 @@ def _score_month(fs: FeatureSet, batch: Batch, segments: Callable[[], pd.DataFra
     if frame.empty:
         raise no_one_to_score(batch.as_of, cfg)
     check_inputs(batch.champions, frame, fs.skipped)
-    _scoring(batch, len(frame), step)
+    scoring_steps(batch, len(frame), step)
     rows = batch.rows(frame)
     step("segmenting by profitability")
     scores = rows.merge(segments(), on="customer_id", how="left")
@@ -211,7 +211,7 @@ def no_one_to_score(as_of: dt.date, cfg: Config) -> InputError:
                       "its dates).")
 
 
-def _scoring(batch: Batch, customers: int, step: Step) -> None:
+def scoring_steps(batch: Batch, customers: int, step: Step) -> None:
     for target, champion in batch.champions.items():
         step(f"{target}: scoring {customers:,} customers with version "
              f"{champion.version.version} ({champion.model.candidate})")

@@ -52,8 +52,8 @@ from klantwaarde.scoring.score import (
     Batch,
     Month,
     Step,
-    _scoring,
     no_one_to_score,
+    scoring_steps,
 )
 from klantwaarde.scoring.store import SCHEMA, publish, staging
 
@@ -79,7 +79,7 @@ def score_month(fs: FeatureSet, batch: Batch, segments: Callable[[], pd.DataFram
     if not customers:
         raise no_one_to_score(as_of, cfg)
     check_inputs(batch.champions, _frame(types.empty_table(), types, batch), fs.skipped)
-    _scoring(batch, customers, step)
+    scoring_steps(batch, customers, step)
     rows = features.mapInArrow(
         _each(lambda t: batch.rows(_frame(t, types, batch)), ROWS), _struct(ROWS)).persist()
     overview = rows.select(*SUMMARY).toPandas()
