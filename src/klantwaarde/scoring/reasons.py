@@ -61,7 +61,7 @@ def peer_shares(features: ir.Table) -> pd.DataFrame:
     owned = [c for c in features.columns if c.startswith("owns__")]
     if not owned:
         return pd.DataFrame(index=pd.Index([""], name="industry"))
-    means = {c: features[c].cast("float64").mean() for c in owned}
+    means = {c: features[c].ifelse(1, 0).mean() for c in owned}  # flags; any engine
     everyone = features.aggregate(**means).mutate(industry=ibis.literal(""))
     if "industry" in features.columns:
         industry = features.industry.cast("string").fill_null("")
