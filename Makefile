@@ -35,7 +35,8 @@ test-all: $(STAMP) ## Run every test, the slow suites included
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-engines: $(STAMP) ## Run the slow parity suite of DuckDB, PostgreSQL and Spark (CI runs it)
-	$(BIN)/python -m pytest -m slow tests/test_engines_parity.py tests/test_engines_spark.py -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m slow tests/test_engines_parity.py tests/test_engines_spark.py \
+		tests/test_engines_spark_score.py -n 2 --dist loadfile
 
 lint: $(STAMP) ## Check the code style with ruff
 	$(BIN)/ruff check src tests benchmarks

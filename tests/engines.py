@@ -218,6 +218,36 @@ def spark_session(warehouse: Path):  # noqa: ANN201
     return spark
 
 
+@pytest.fixture(scope="session", name="spark")
+def spark_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One local Spark session for the test session (per xdist worker); the tests that need it
+    are skipped, with the reason, where pyspark or Java is not installed (``missing``)."""
+    try:
+        session = spark_session(tmp_path_factory.mktemp("spark-warehouse"))
+    except Missing as exc:
+        missing(f"no Spark for the engine tests: {exc}")
+    yield session
+    session.stop()
+
+
+def spark_copy(base: Path, folder: Path) -> Path:
+    """The Parquet tables of ``base`` in ``folder``, orders as a folder of two Parquet files, as
+    Spark writes a table."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    for path in base.glob("*.parquet"):
+        if path.stem == "orders":
+            orders = pq.read_table(path)
+            (folder / "orders").mkdir()
+            half = orders.num_rows // 2
+            pq.write_table(orders.slice(0, half), folder / "orders" / "part-0.parquet")
+            pq.write_table(orders.slice(half), folder / "orders" / "part-1.parquet")
+        else:
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
 def findings(report) -> list[tuple]:  # noqa: ANN001
     """A validation report's findings and table figures, engine-independent parts: where,
     what, how many rows, the fix; the examples' rows are compared apart."""

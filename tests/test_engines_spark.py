@@ -5,28 +5,21 @@ catalog schema; without Java or pyspark a spark: source is a clear message and e
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import run_cli
-from engines import Missing, assert_same_rows, bad_copy, findings, missing, spark_session
+from engines import (
+    assert_same_rows,
+    bad_copy,
+    findings,
+    spark_copy,
+    spark_fixture,  # noqa: F401 (the session fixture spark)
+)
 
 AS_OF = dt.date(2025, 6, 30)
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One local Spark session for the test session (per xdist worker)."""
-    try:
-        session = spark_session(tmp_path_factory.mktemp("spark-warehouse"))
-    except Missing as exc:
-        missing(f"no Spark for the engine tests: {exc}")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="session")
@@ -34,25 +27,13 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """300 simulated customers over 24 months as Parquet files (``duckdb``); the same with
     orders as a folder of two Parquet files, as Spark writes a table (``spark``); and a copy
     with faults in it (``bad``)."""
-    import pyarrow.parquet as pq
-
     root = tmp_path_factory.mktemp("spark-bases")
     base = root / "duckdb"
     done = run_cli("simulate", "--customers", "300", "--months", "24", "--start", "2023-07-01",
                    "--seed", "5", "--out", str(base))
     assert done.returncode == 0, done.stderr
-    folder = root / "spark"
-    folder.mkdir()
-    for path in base.glob("*.parquet"):
-        if path.stem == "orders":
-            orders = pq.read_table(path)
-            (folder / "orders").mkdir()
-            half = orders.num_rows // 2
-            pq.write_table(orders.slice(0, half), folder / "orders" / "part-0.parquet")
-            pq.write_table(orders.slice(half), folder / "orders" / "part-1.parquet")
-        else:
-            shutil.copy(path, folder / path.name)
-    return {"duckdb": base, "spark": folder, "bad": bad_copy(base, root / "bad")}
+    return {"duckdb": base, "spark": spark_copy(base, root / "spark"),
+            "bad": bad_copy(base, root / "bad")}
 
 
 def _both(bases: dict[str, Path], spark_source: str, duckdb_folder: Path, what):  # noqa: ANN001

@@ -20,7 +20,7 @@ from conftest import snapshot
 from holder import holding
 from klantwaarde import cli
 from klantwaarde.config import Config, load_config
-from klantwaarde.decisions import decide
+from klantwaarde.decisions import READS, decide, decide_managers
 from klantwaarde.errors import ConfigError, InputError
 from klantwaarde.lists import (
     SHEETS,
@@ -390,6 +390,26 @@ def test_without_a_response_model_retention_fills_capacity_before_cross_sell(
     assert set(decided.index[decided.retention == "at risk"]) == {"r1", "r2", "both", "m1r"}
     assert set(decided.index[decided.cross_sell]) == {"x2"}  # M0's one place left, M1's none
     assert decided.cross_sell_margin["both"] > scores.margin_at_risk.max()
+
+
+def test_each_managers_decisions_alone_are_those_of_the_whole_month(tmp_path: Path) -> None:
+    """What Spark does: decide_managers on one manager's customers at a time, reading only
+    READS and told whether the month has any expected saved margin, decides as decide does on
+    the whole month, also where one manager's customers have no contact effect at all."""
+    scores = _base(300)
+    scores["contact_effect"] = scores.contact_effect.where(scores.account_manager != "M1")
+    cfg = _config(tmp_path, "capacity: {default: 7, managers: {M2: 3}}\ncontrol_share: 0.2\n")
+    whole = decide(scores, AS_OF, cfg.lists, cfg.costs, cfg.labels.horizon_months)
+    assert (whole.retention == "held out").any() and whole.cross_sell.any()
+
+    def alone(group: pd.DataFrame, by_effect: bool) -> pd.DataFrame:
+        return decide_managers(group[list(READS)], AS_OF, cfg.lists, cfg.costs,
+                               cfg.labels.horizon_months, None, by_effect)
+
+    parts = pd.concat(alone(g, True) for _, g in scores.groupby("account_manager"))
+    pd.testing.assert_frame_equal(parts.sort_index(), whole)
+    m1 = scores.account_manager == "M1"  # its own "any effect?" would rank it otherwise
+    assert not alone(scores[m1], False).equals(whole[m1])
 
 
 def test_a_month_keeps_the_decisions_taken_when_it_was_scored(tmp_path: Path) -> None:

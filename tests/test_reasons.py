@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
 
 from klantwaarde.features.catalog import FEATURES, Feature, attribute_feature, owns_feature
 from klantwaarde.features.words import days, number
-from klantwaarde.scoring.reasons import peer_reasons, top_reasons
+from klantwaarde.scoring.reasons import peer_reasons, peer_shares, top_reasons
 
 ATTRIBUTES = [attribute_feature(c, t) for c, t in (
     ("industry", "string"), ("region", "string"), ("size_class", "string"),
@@ -107,22 +108,24 @@ def test_numbers_days_and_plurals() -> None:
 
 def test_cross_sell_reasons_say_why_the_category() -> None:
     frame = pd.DataFrame({"industry": ["wholesale"] * 4 + ["retail"] * 2 + [None],
-                          "owns__paint": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                          "owns__tools": [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]})
+                          "owns__paint": [True, True, True, False, False, False, True],
+                          "owns__tools": [False, True, False, False, False, True, False]})
     chosen = [[], [], [], ["paint", "tools"], ["paint", "tools"], [], ["tools"]]
-    every = np.ones(len(frame), bool)
-    assert peer_reasons(chosen, frame, every, "en") == [
+    shares = peer_shares(ibis.memtable(frame))
+    industries = list(frame.industry)
+    assert peer_reasons(chosen, industries, shares, "en") == [
         None, None, None, "75% of customers in wholesale buy paint; this one never has",
         None,  # no retailer bought paint: no reason from its peers
         None, "29% of customers buy tools; this one never has"]  # no industry: everyone
-    assert peer_reasons(chosen, frame, every, "nl")[3] == \
+    assert peer_reasons(chosen, industries, shares, "nl")[3] == \
         "75% van de klanten in de branche wholesale kopen paint; deze klant nog nooit"
-    assert peer_reasons(chosen, frame.drop(columns="industry"), every, "nl")[3] == \
+    everyone = peer_shares(ibis.memtable(frame.drop(columns="industry")))
+    assert peer_reasons(chosen[3:4], [None], everyone, "nl")[0] == \
         "57% van de klanten kopen paint; deze klant nog nooit"
-    # only the rows asked for, with the shares of every row; a code is written as words
-    some = np.array([False, False, False, True, False, True, False])
+    # a code is written as words
     coded = frame.assign(industry=frame.industry.replace("wholesale", "public_sector"))
-    assert peer_reasons([chosen[3], chosen[5]], coded, some, "en") == [
+    assert peer_reasons([chosen[3], chosen[5]], ["public_sector", "retail"],
+                        peer_shares(ibis.memtable(coded)), "en") == [
         "75% of customers in public sector buy paint; this one never has", None]
 
 

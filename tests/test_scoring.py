@@ -63,6 +63,11 @@ def test_population_stability_is_zero_on_the_same_data_and_large_on_a_shift() ->
     assert shifted["x"] > 0.25 and shifted["kind"] > 0.25
     half_missing = train.assign(x=train.x.where(rng.random(20_000) < 0.5))
     assert drift.stability(reference, half_missing)["x"] > 0.25
+    # Spark's partitions: the bin counts of the parts add up to the PSI of the whole, exactly
+    parts = [drift.bin_counts(reference, half_missing.iloc[i::3]) for i in range(3)]
+    added = {name: sum(p[name] for p in parts) for name in parts[0]}
+    assert drift.psi(reference, added, len(half_missing)) == drift.stability(reference,
+                                                                               half_missing)
 
 
 # ------------------------------------------------------------------------- score end to end

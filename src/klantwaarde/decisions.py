@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,11 @@ from klantwaarde.errors import InputError
 
 LOSS_ACCOUNT = "loss account"
 AT_RISK, HELD_OUT, WIN_BACK = "at risk", "held out", "win-back"
+# the columns of the scores that the decisions read, and those they give
+READS = ("customer_id", "account_manager", "days_since_last_order", "category", "net_margin",
+         "churn_probability", "future_net_margin", "margin_at_risk", "contact_effect",
+         "adoption_margin")
+GIVES = ("retention", "cross_sell", "expected_saved_margin", "cross_sell_margin", "capacity")
 
 
 def managers_of(column: pd.Series, unassigned: str) -> pd.Series:
@@ -56,13 +61,24 @@ def capacities(managers: pd.Series, cfg: ListsConfig,
     managers whose cell is empty left out), else ``capacity.default``. An override for a manager
     with no customer is an input error (a misspelt name would otherwise silently get the
     default); the managers table may name managers without customers this month."""
+    check_overrides(set(managers), cfg)
+    return _capacities(managers, cfg, managers_capacity)
+
+
+def check_overrides(managers: Collection[str], cfg: ListsConfig) -> None:
+    """Every manager with an override in lists.yaml is one of ``managers`` (all this month's);
+    otherwise an input error."""
     unknown = sorted(set(cfg.capacity.managers) - set(managers))
     if unknown:
-        known = ", ".join(sorted(set(managers))[:10])
+        known = ", ".join(sorted(managers)[:10])
         raise InputError(
             f"lists.yaml: key 'capacity.managers.{unknown[0]}': no scored customer has account "
             f"manager {unknown[0]!r} (managers this month: {known}). Fix the name, or remove "
             "the override.")
+
+
+def _capacities(managers: pd.Series, cfg: ListsConfig,
+                managers_capacity: Mapping[str, int] | None) -> pd.Series:
     return (managers.map(cfg.capacity.managers).fillna(managers.map(managers_capacity or {}))
             .fillna(cfg.capacity.default).astype(int))
 
@@ -100,21 +116,34 @@ def decide(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsC
     none), ``cross_sell`` (on the cross-sell sheet), ``expected_saved_margin``,
     ``cross_sell_margin`` and the manager's ``capacity`` (see ``capacities``;
     ``managers_capacity`` holds those of the source's managers table, none without one)."""
+    check_overrides(set(scores.account_manager), cfg)
+    saved = expected_saved_margin(scores, costs, horizon_months, cfg.contact)
+    return decide_managers(scores, as_of, cfg, costs, horizon_months, managers_capacity,
+                           by_effect=bool(saved.notna().any()))
+
+
+def decide_managers(scores: pd.DataFrame, as_of: dt.date, cfg: ListsConfig, costs: CostsConfig,
+                    horizon_months: int, managers_capacity: Mapping[str, int] | None,
+                    by_effect: bool) -> pd.DataFrame:
+    """``decide`` for the customers of some of the managers (all of each one's), reading only
+    the columns ``READS``. What spans all managers is given: ``by_effect``, whether any customer
+    of the month has an expected saved margin (a response model scored it); the overrides
+    are checked by the caller (``check_overrides``)."""
     managers = scores.account_manager
-    capacity = capacities(managers, cfg, managers_capacity)
+    capacity = _capacities(managers, cfg, managers_capacity)
     gone = scores.days_since_last_order.astype(float) > cfg.win_back_after_days
     loss = scores.category.eq(LOSS_ACCOUNT)
     saved = expected_saved_margin(scores, costs, horizon_months, cfg.contact)
     cost = contact_cost(costs, cfg.contact)
     offered = cfg.cross_sell_attributable * scores.adoption_margin.astype(float)
     cross = offered - cost
-    if saved.notna().any():
+    if by_effect:
         keep = ~gone & ~loss & (saved > 0)
         worth = saved.where(keep)
     else:  # no response model scored the month: margin at risk, ahead of any cross-sell
         keep = ~gone & ~loss & (scores.churn_probability >= cfg.at_risk_min_probability)
         worth = scores.margin_at_risk.astype(float).where(keep)
-    first = keep & saved.isna().all()  # retention ranked first, and chosen over cross-sell
+    first = keep & (not by_effect)  # retention ranked first, and chosen over cross-sell
     offer = (~gone & (cross > cfg.cross_sell_min_margin)).fillna(False)
     retain = first | (keep & ~(offer & (cross > worth)))  # the sheet whose part is larger
     # one contact does both, for one cost: it restores attention and makes the offer

@@ -30,7 +30,7 @@ from klantwaarde.models.targets import REQUIRED, TARGETS
 from klantwaarde.periods import anchor_of, date_of, period_of
 from klantwaarde.profitability.margins import margin_values
 from klantwaarde.scoring.champions import check_inputs, load_version
-from klantwaarde.scoring.reasons import peer_reasons, top_reasons
+from klantwaarde.scoring.reasons import peer_reasons, peer_shares, top_reasons
 from klantwaarde.scoring.store import read_scores
 from klantwaarde.sources import Source
 
@@ -179,9 +179,9 @@ def _reasons(row: pd.Series, history: History, cfg: Config, last: int, step: Ste
             values, names = found
             computed = top_reasons(target, values, names, one, declared, k, language)[0]
         if target == "upgrade":
-            rows = np.zeros(len(frame), bool)
-            rows[at[0]] = True
-            [peer] = peer_reasons([_texts(row["next_best_categories"])], frame, rows, language)
+            industry = one.industry.iat[0] if "industry" in one else None
+            [peer] = peer_reasons([_texts(row["next_best_categories"])], [industry],
+                                  peer_shares(fs.table), language)
             computed = [peer, *computed[:k - 1]] if peer else computed
         reasons[target], origin[target] = computed, COMPUTED
     return reasons, origin

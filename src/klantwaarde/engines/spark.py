@@ -7,7 +7,8 @@
 
 Every step runs as Spark jobs through Ibis' PySpark backend, in the session that
 ``spark-submit`` or Databricks started, or else in a local one (``SPARK_MASTER``, default
-``local[*]``). Only aggregates and, at the model boundary, the feature rows reach the driver.
+``local[*]``). Only aggregates and, at the model boundary of training, the feature rows reach
+the driver; scoring keeps them in Spark (``klantwaarde.scoring.spark``).
 """
 
 from __future__ import annotations
@@ -178,3 +179,16 @@ def _register_before_caching(con: ibis.BaseBackend) -> None:
         return cache(name, expr)
 
     con._create_cached_table = registered_first  # type: ignore[attr-defined]
+
+
+def holds(expr: ibis.Expr) -> bool:
+    """Whether ``expr`` runs on Spark."""
+    return ibis.get_backend(expr).name == "pyspark"
+
+
+def dataframe(expr: ibis.Table):  # noqa: ANN201 (pyspark is optional)
+    """``expr`` as a Spark DataFrame, not run yet: its rows stay in Spark. Compiled as Ibis'
+    PySpark backend compiles its own queries, with the in-memory tables it reads registered."""
+    con = ibis.get_backend(expr)
+    con._run_pre_execute_hooks(expr)  # type: ignore[attr-defined]
+    return con._session.sql(con.compile(expr))  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Collection
 from importlib.metadata import version as installed
 from pathlib import Path
 
@@ -46,8 +47,12 @@ REQUIREMENTS = (("mlflow", "mlflow"), ("scikit-learn", "scikit-learn"),
 def model_input(fs: FeatureSet) -> pd.DataFrame:
     """The feature table as the models read it, at training and at scoring: numbers and flags
     as floats (a missing value stays NaN), text as text, the labels as they are."""
-    table = fs.table.to_pyarrow()
-    features = {f.name for f in fs.features}
+    return model_frame(fs.table.to_pyarrow(), {f.name for f in fs.features})
+
+
+def model_frame(table: pa.Table, features: Collection[str]) -> pd.DataFrame:
+    """``model_input`` of rows of the feature table in Arrow, ``features`` the names of its
+    features: of the whole table, or of a batch of it (Spark's partitions)."""
     columns = [c.cast(pa.float64()) if name in features
                and (pa.types.is_boolean(c.type) or pa.types.is_integer(c.type)) else c
                for name, c in zip(table.column_names, table.columns, strict=True)]
@@ -87,9 +92,14 @@ class CustomerModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return outputs(self.target, self.pipeline, self.inputs(model_input), self.labels)
 
+    @property
+    def explains(self) -> bool:
+        """Whether ``contributions`` gives any: xgboost only."""
+        return self.candidate == "xgboost"
+
     def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]] | None:
         """TreeSHAP contributions per feature (xgboost only; None for the other candidates)."""
-        if self.candidate != "xgboost":
+        if not self.explains:
             return None
         return contributions(self.pipeline, self.inputs(frame))
 

@@ -36,32 +36,54 @@ def profile(frame: pd.DataFrame, features: list[str]) -> dict[str, dict]:
 
 def stability(reference: dict[str, dict], frame: pd.DataFrame) -> dict[str, float]:
     """The PSI of every profiled feature that ``frame`` has."""
+    return psi(reference, bin_counts(reference, frame), len(frame))
+
+
+def bin_counts(reference: dict[str, dict], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per profiled feature that ``frame`` has, its rows in each of the feature's bins: counts
+    of parts of a month add up to those of the month."""
     out = {}
     for name, bins in reference.items():
         if name not in frame:
             continue
         if "edges" in bins:
-            shares = _numeric_shares(frame[name].to_numpy(float), np.asarray(bins["edges"]))
+            out[name] = _numeric_counts(frame[name].to_numpy(float), np.asarray(bins["edges"]))
         else:
-            shares = _text_shares(frame[name], bins["levels"])
-        expected = np.maximum(np.asarray(bins["shares"]), _FLOOR)
-        actual = np.maximum(shares, _FLOOR)
+            out[name] = _text_counts(frame[name], bins["levels"])
+    return out
+
+
+def psi(reference: dict[str, dict], counts: dict[str, np.ndarray], rows: int
+        ) -> dict[str, float]:
+    """The PSI of each feature of ``counts`` (``bin_counts`` of a month of ``rows`` rows)."""
+    out = {}
+    for name, found in counts.items():
+        expected = np.maximum(np.asarray(reference[name]["shares"]), _FLOOR)
+        actual = np.maximum(found / max(rows, 1), _FLOOR)
         out[name] = float(np.sum((actual - expected) * np.log(actual / expected)))
     return out
 
 
 def _numeric_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Shares in the bins between ``edges`` (len(edges) + 1 of them), then the missing ones."""
+    return _numeric_counts(values, edges) / max(len(values), 1)
+
+
+def _numeric_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Rows in the bins between ``edges`` (len(edges) + 1 of them), then the missing ones."""
     missing = np.isnan(values)
     counts = np.bincount(np.searchsorted(edges, values[~missing], side="right"),
                          minlength=len(edges) + 1)
-    return np.append(counts, missing.sum()) / max(len(values), 1)
+    return np.append(counts, missing.sum()).astype(float)
 
 
 def _text_shares(column: pd.Series, levels: list[str]) -> np.ndarray:
-    """Shares of each level, then of any other value, then of missing values."""
+    return _text_counts(column, levels) / max(len(column), 1)
+
+
+def _text_counts(column: pd.Series, levels: list[str]) -> np.ndarray:
+    """Rows of each level, then of any other value, then of missing values."""
     counts = column.value_counts()
     known = np.array([counts.get(level, 0) for level in levels], float)
     missing = column.isna().sum()
     other = len(column) - known.sum() - missing
-    return np.append(known, [other, missing]) / max(len(column), 1)
+    return np.append(known, [other, missing])

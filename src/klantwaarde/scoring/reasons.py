@@ -9,6 +9,8 @@ reason to sell more. A cross-sell row first says why its category: how many of i
 
 from __future__ import annotations
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -52,24 +54,36 @@ def _cost_driver(feature: Feature) -> bool:
     return feature.family == "discounts" or feature.name.startswith("cost_")
 
 
-def peer_reasons(categories: list[list[str]], frame: pd.DataFrame, rows: np.ndarray,
-                 language: Language) -> list[str | None]:
-    """For ``rows`` (a mask of ``frame``) with their next-best ``categories``, why the first
-    one: the share of the customers in its industry (of all customers when it has none) that
-    bought that category; None when there is no category, or no peer bought it."""
-    group = (frame.industry.astype(object).fillna("") if "industry" in frame
-             else pd.Series("", index=frame.index))
-    owned = frame[[c for c in frame.columns if c.startswith("owns__")]].astype(float)
-    shares = owned.groupby(group.to_numpy()).transform("mean")
-    shares.loc[group.eq("").to_numpy()] = owned.mean().to_numpy()
+def peer_shares(features: ir.Table) -> pd.DataFrame:
+    """Per industry, the share of its customers that bought each category (an ``owns__``
+    column of the feature table ``features``); row "" holds the shares among all customers,
+    which customers without an industry are compared with. Aggregated in the engine."""
+    owned = [c for c in features.columns if c.startswith("owns__")]
+    if not owned:
+        return pd.DataFrame(index=pd.Index([""], name="industry"))
+    means = {c: features[c].ifelse(1, 0).mean() for c in owned}  # flags; any engine
+    everyone = features.aggregate(**means).mutate(industry=ibis.literal(""))
+    if "industry" in features.columns:
+        industry = features.industry.cast("string").fill_null("")
+        peers = features.filter(industry != "").group_by(industry=industry).aggregate(**means)
+        everyone = everyone.select("industry", *owned).union(peers.select("industry", *owned))
+    return everyone.to_pandas().set_index("industry")
+
+
+def peer_reasons(categories: list[list[str]], industries: list[str | None],
+                 shares: pd.DataFrame, language: Language) -> list[str | None]:
+    """For customers with their next-best ``categories`` and their ``industries``, why the first
+    category: the share of the customers in its industry (of all customers when it has none)
+    that bought it (``shares``: ``peer_shares``); None when there is no category, or no peer
+    bought it."""
     out: list[str | None] = []
-    for row, chosen, industry in zip(np.flatnonzero(rows), categories, group[rows],
-                                     strict=True):
+    for chosen, industry in zip(categories, industries, strict=True):
+        industry = "" if industry is None or pd.isna(industry) else str(industry)
         column = f"owns__{chosen[0]}" if len(chosen) else None
-        share = shares[column].iat[row] if column in shares else 0.0
+        share = shares.at[industry, column] if column in shares else 0.0
         within, everyone = _PEERS[language]
         out.append((within if industry else everyone).format(
-            share=percent(share, language), industry=str(industry).replace("_", " "),
+            share=percent(share, language), industry=industry.replace("_", " "),
             category=chosen[0])
             if share > 0 else None)
     return out

@@ -9,6 +9,13 @@ DuckDB lets no process write a file that another process has open, even read-onl
 writer opens the DuckDB file: every reader in klantwaarde reads the Parquet copies, which a
 rename replaces whole. The writer checks before it computes that no one else holds the file, and
 waits a bounded time for one that opened it since.
+
+Scoring on Spark writes only the Parquet copy, as a folder of part files: into a hidden staging
+folder next to its place (``staging``), which ``publish`` renames to a version of the month and
+then points ``scores.parquet`` at, a link replaced in one rename. A failed job leaves the month
+as it was, and a reader finds the old month or the new one, never neither. The previous version
+stays until the next publish, for a reader still in the middle of it. This needs a file system
+with links and atomic renames that the driver and executors share (local, NFS, a fuse mount).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,10 +122,43 @@ def write_scores(store: Path, parquet: Path, as_of: dt.date, scores: pa.Table,
             staging.unlink(missing_ok=True)
             raise
     os.replace(staging, folder / "scores.parquet")
+    _remove_versions(folder, keep=())
+
+
+def staging(parquet: Path, as_of: dt.date) -> Path:
+    """A new hidden folder path next to the month ``as_of`` for a writer of part files; a
+    staging folder that a killed run left is removed."""
+    folder = parquet / f"as_of={as_of.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(folder / "scores.parquet")
+    return folder / f".scores.parquet.partial-{os.getpid()}"
+
+
+def publish(parquet: Path, as_of: dt.date, written: Path) -> Path:
+    """Make the folder ``written`` (at ``staging``) the month ``as_of``: renamed to a version of
+    its own, then ``scores.parquet`` replaced by a link to it in one rename; the version before
+    the one replaced is removed. The month's path."""
+    folder = parquet / f"as_of={as_of.isoformat()}"
+    target = folder / "scores.parquet"
+    version = folder / f".scores-{uuid.uuid4().hex}.parquet"
+    written.rename(version)
+    previous = target.resolve() if target.is_symlink() else None
+    link = folder / f".scores.parquet.link-{os.getpid()}"
+    link.symlink_to(version.name)
+    os.replace(link, target)
+    _remove_versions(folder, keep=(version.resolve(), previous))
+    return target
+
+
+def _remove_versions(folder: Path, keep: tuple[Path | None, ...]) -> None:
+    for version in folder.glob(".scores-*.parquet"):
+        if version.resolve() not in keep:
+            shutil.rmtree(version, ignore_errors=True)
 
 
 def scored_months(parquet: Path) -> list[dt.date]:
-    """The months with a Parquet copy under ``parquet``, oldest first."""
+    """The months with a Parquet copy (a file, or a folder of part files) under ``parquet``,
+    oldest first."""
     months = []
     for path in parquet.glob("as_of=*/scores.parquet"):
         try:
@@ -127,11 +169,12 @@ def scored_months(parquet: Path) -> list[dt.date]:
 
 
 def read_scores(parquet: Path, as_of: dt.date) -> pd.DataFrame:
-    """The scores of month ``as_of`` from its Parquet copy, one row per customer, with every
-    column of SCHEMA (empty where the month was written before the column existed); an input
-    error when there are none. Never opens the DuckDB file, so it never blocks a writer."""
+    """The scores of month ``as_of`` from its Parquet copy (a file, or a folder of part files),
+    one row per customer, with every column of SCHEMA (empty where the month was written
+    before the column existed); an input error when there are none. Never opens the DuckDB
+    file, so it never blocks a writer."""
     path = parquet / f"as_of={as_of.isoformat()}" / "scores.parquet"
-    if not path.is_file():
+    if not path.exists():
         held = ", ".join(str(m) for m in scored_months(parquet)[-6:]) or "none"
         raise InputError(
             f"scores: the scores table (its Parquet copies under {parquet}) holds no scores "
