@@ -12,18 +12,28 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from klantwaarde import appdb
 from klantwaarde.config import Config
-from klantwaarde.decisions import HELD_OUT, decided
+from klantwaarde.decisions import HELD_OUT, decided, managers_of
 from klantwaarde.lists import SHEETS, build_lists, manager_tables, write_lists
-from klantwaarde.scoring.store import SCHEMA, read_scores, write_scores
+from klantwaarde.scoring.store import (
+    SCHEMA,
+    month_path,
+    publish,
+    read_scores,
+    staging,
+    write_scores,
+)
 from klantwaarde.web.app import _sorted, create_app
+from klantwaarde.web.month import MonthCache
 from klantwaarde.web.security import COOKIE
-from webdata import AS_OF, MANAGERS, PASSWORD, XSS_MANAGER, _rows, scored_base, with_users
+from klantwaarde.web.users import known_managers
+from webdata import AS_OF, EARLIER, MANAGERS, PASSWORD, XSS_MANAGER, _rows, scored_base, with_users
 
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 SQL = ["' OR '1'='1", "x'; DROP TABLE outcomes; --", '" OR ""="', "1; DELETE FROM users"]
@@ -362,6 +372,30 @@ def test_a_newer_month_is_shown_once_scored(tmp_path: Path) -> None:
     write_scores(cfg.scoring.store, cfg.scoring.parquet, later,
                  pa.Table.from_pylist(_rows(later, 3), schema=SCHEMA))
     assert "Sheets of 2025-07-31" in anna.get("/month").text
+
+
+def test_months_written_as_folders_of_part_files_are_shown(tmp_path: Path) -> None:
+    """Spark writes a month as a folder of part files (``store.publish``): the sheets, the
+    history of the months and the manager codes read it as they read a file."""
+    cfg = with_users(scored_base(tmp_path))
+    for month, seed in ((EARLIER, 1), (AS_OF, 2)):
+        table = pa.Table.from_pylist(_rows(month, seed), schema=SCHEMA)
+        folder = staging(cfg.scoring.parquet, month)
+        folder.mkdir()
+        half = table.num_rows // 2
+        pq.write_table(table.slice(0, half), folder / "part-0.parquet")
+        pq.write_table(table.slice(half), folder / "part-1.parquet")
+        publish(cfg.scoring.parquet, month, folder)
+        assert month_path(cfg.scoring.parquet, month).is_symlink()
+    month = MonthCache(cfg).get()
+    assert month is not None and month.months == (EARLIER, AS_OF)
+    earlier = read_scores(cfg.scoring.parquet, EARLIER).set_index("customer_id")
+    at = month.position(str(earlier.index[0]))
+    assert month.history_of(at)[0]["churn_probability"] == pytest.approx(
+        earlier.churn_probability.iloc[0], rel=1e-6)  # float32
+    assert set(known_managers(cfg)) == set(managers_of(
+        read_scores(cfg.scoring.parquet, AS_OF).account_manager, cfg.lists.unassigned))
+    assert "Sheets of 2025-06-30" in signed_in(create_app(cfg), "anna").get("/month").text
 
 
 def test_the_month_is_loaded_when_the_server_starts(tmp_path: Path) -> None:

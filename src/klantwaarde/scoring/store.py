@@ -168,12 +168,25 @@ def scored_months(parquet: Path) -> list[dt.date]:
     return sorted(months)
 
 
+def month_path(parquet: Path, as_of: dt.date) -> Path:
+    """The Parquet copy of month ``as_of``: a file, or a link to a folder of part files."""
+    return parquet / f"as_of={as_of.isoformat()}" / "scores.parquet"
+
+
+def read_columns(parquet: Path, as_of: dt.date, columns: tuple[str, ...]) -> pa.Table:
+    """Those of ``columns`` that the Parquet copy of month ``as_of`` holds (a month written
+    before a column existed lacks it)."""
+    path = month_path(parquet, as_of)
+    held = set(pq.ParquetDataset(path).schema.names)
+    return pq.read_table(path, columns=[c for c in columns if c in held])
+
+
 def read_scores(parquet: Path, as_of: dt.date) -> pd.DataFrame:
     """The scores of month ``as_of`` from its Parquet copy (a file, or a folder of part files),
     one row per customer, with every column of SCHEMA (empty where the month was written
     before the column existed); an input error when there are none. Never opens the DuckDB
     file, so it never blocks a writer."""
-    path = parquet / f"as_of={as_of.isoformat()}" / "scores.parquet"
+    path = month_path(parquet, as_of)
     if not path.exists():
         held = ", ".join(str(m) for m in scored_months(parquet)[-6:]) or "none"
         raise InputError(

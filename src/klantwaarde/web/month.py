@@ -15,16 +15,14 @@ import gc
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from klantwaarde.config import Config
 from klantwaarde.decisions import decided
 from klantwaarde.lists import CONTACTED, SHEETS, build_lists
-from klantwaarde.scoring.store import read_scores, scored_months
+from klantwaarde.scoring.store import month_path, read_columns, read_scores, scored_months
 
 HISTORY_COLUMNS = ("churn_probability", "future_net_margin", "upgrade_probability", "revenue",
                    "net_margin")
@@ -99,7 +97,7 @@ def stamp_of(cfg: Config) -> tuple[dt.date, int, int] | None:
     months = scored_months(cfg.scoring.parquet)
     if not months:
         return None
-    found = _path(cfg, months[-1]).stat()
+    found = month_path(cfg.scoring.parquet, months[-1]).stat()
     return months[-1], found.st_mtime_ns, found.st_size
 
 
@@ -156,10 +154,9 @@ def _history(cfg: Config, as_of: dt.date, scores: pd.DataFrame, index: pd.Index
         if month == as_of:
             frame = scores
         else:
-            path = _path(cfg, month)  # only the columns shown: not the reasons' lists
-            names = pq.read_schema(path).names
-            frame = pq.read_table(path, columns=[c for c in ("customer_id", *HISTORY_COLUMNS)
-                                                 if c in names]).to_pandas()
+            # only the columns shown: not the reasons' lists
+            frame = read_columns(cfg.scoring.parquet, month,
+                                 ("customer_id", *HISTORY_COLUMNS)).to_pandas()
         at = index.get_indexer(frame.customer_id)
         keep = at >= 0
         for j, column in enumerate(HISTORY_COLUMNS):
@@ -167,10 +164,6 @@ def _history(cfg: Config, as_of: dt.date, scores: pd.DataFrame, index: pd.Index
                 values[i, at[keep], j] = frame[column].to_numpy(dtype=np.float64,
                                                                 na_value=np.nan)[keep]
     return tuple(months), values
-
-
-def _path(cfg: Config, month: dt.date) -> Path:
-    return cfg.scoring.parquet / f"as_of={month.isoformat()}" / "scores.parquet"
 
 
 def _settle() -> None:

@@ -11,7 +11,6 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,7 +19,7 @@ from klantwaarde.appdb import ROLES, now, sessions, user_managers, users
 from klantwaarde.config import Config, did_you_mean
 from klantwaarde.decisions import managers_of
 from klantwaarde.errors import InputError
-from klantwaarde.scoring.store import scored_months
+from klantwaarde.scoring.store import read_columns, scored_months
 
 HASHER = PasswordHasher()
 # verified against when the user does not exist, so that an unknown name takes as long as a
@@ -45,8 +44,8 @@ def known_managers(cfg: Config) -> list[str]:
         raise InputError(f"scores: no scored month under {cfg.scoring.parquet}, so the manager "
                          "codes cannot be checked. Run klantwaarde score --source SRC --as-of "
                          "DATE first.")
-    path = cfg.scoring.parquet / f"as_of={months[-1].isoformat()}" / "scores.parquet"
-    column = pq.read_table(path, columns=["account_manager"]).column(0).to_pandas()
+    column = read_columns(cfg.scoring.parquet, months[-1], ("account_manager",)).column(0) \
+        .to_pandas()
     return sorted(set(managers_of(column, cfg.lists.unassigned)), key=lambda m: (m.casefold(), m))
 
 
