@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-all test-engines lint bench clean
+.PHONY: help demo test test-all test-slow lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,9 +34,11 @@ test: $(STAMP) ## Create .venv, install, and run the test suite (slow suites exc
 test-all: $(STAMP) ## Run every test, the slow suites included
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-test-engines: $(STAMP) ## Run the slow parity suite of DuckDB, PostgreSQL and Spark (CI runs it)
+test-slow: $(STAMP) ## Run the slow suites CI runs: the engines' parity, a training killed mid-way
 	$(BIN)/python -m pytest -m slow tests/test_engines_parity.py tests/test_engines_spark.py \
-		tests/test_engines_spark_score.py -n 2 --dist loadfile
+		tests/test_engines_spark_score.py \
+		tests/test_training_units.py::test_a_training_killed_in_its_alias_moves_or_before_moves_no_challenger \
+		-n 2 --dist loadfile
 
 lint: $(STAMP) ## Check the code style with ruff
 	$(BIN)/ruff check src tests benchmarks

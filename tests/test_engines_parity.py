@@ -1,7 +1,7 @@
 """The same simulated base of 2,000 customers over 24 months on DuckDB, PostgreSQL and Spark:
 validation findings on faulty data, profitability per customer, every feature and label at
 two as_of dates, and (PostgreSQL) models trained with the same seed, their scores and their
-evaluation are identical. Slow: run with ``make test-all``; CI runs it."""
+evaluation are identical. Slow: run with ``make test-slow``, which CI runs."""
 
 from __future__ import annotations
 

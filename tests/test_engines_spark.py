@@ -45,7 +45,7 @@ def _both(bases: dict[str, Path], spark_source: str, duckdb_folder: Path, what):
             what(open_source(str(duckdb_folder), cfg.source), cfg))
 
 
-@pytest.mark.slow  # also in make test-engines' parity suite; CI runs both
+@pytest.mark.slow  # also in make test-slow; CI runs both
 def test_validation_matches_duckdb_on_good_and_bad_data(spark: object,
                                                        bases: dict[str, Path]) -> None:
     from klantwaarde.validation import validate_source

@@ -40,7 +40,7 @@ def _invoke(*args: str) -> float:
     return time.monotonic() - start
 
 
-@pytest.mark.slow  # in make test-engines; CI runs it
+@pytest.mark.slow  # in make test-slow; CI runs it
 def test_scores_written_from_spark_equal_those_from_duckdb(spark: object, tmp_path: Path
                                                            ) -> None:
     from klantwaarde.scoring.store import read_scores

@@ -418,6 +418,7 @@ def _kill_and_check(trained: Trained, at: float | tuple[str, int]) -> None:
     _check_unit(client, pid, before)
 
 
+@pytest.mark.slow  # about 2 minutes: in make test-slow, which CI runs
 def test_a_training_killed_in_its_alias_moves_or_before_moves_no_challenger(
         trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
