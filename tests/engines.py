@@ -25,19 +25,7 @@ from pathlib import Path
 
 import pytest
 
-REQUIRED = "KLANTWAARDE_REQUIRE_ENGINES"  # set by .ci/run, which installs both engines
-
-
-class Missing(RuntimeError):
-    """An engine the tests need is not installed on this machine (not: failed to start)."""
-
-
-def missing(reason: str) -> None:
-    """Skip for an engine that is not installed; where the engines are required (CI installs
-    them), fail instead, so that a broken installation is never a quiet skip."""
-    if os.environ.get(REQUIRED):
-        pytest.fail(f"{reason}, but {REQUIRED} is set: the engine tests must run here")
-    pytest.skip(reason)
+from installed import Missing, missing
 
 PG_TYPES = {"string": "text", "date32[day]": "date", "double": "double precision",
             "int64": "bigint", "bool": "boolean", "timestamp[us]": "timestamp"}

@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import run_cli
+from installed import missing
 from klantwaarde.demo import MARK, prepare_folder
 from klantwaarde.errors import InputError
 
@@ -120,9 +121,9 @@ def test_the_report_is_one_page_with_its_sections_and_charts(demo: Demo) -> None
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium; "
-                    ".ci/run installs it)")
 def test_the_report_renders_in_headless_chromium(demo: Demo, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        missing("needs Chromium (Debian: apt-get install chromium; .ci/run installs it)")
     folder, _ = demo
     url = (folder / "report.html").as_uri()
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]

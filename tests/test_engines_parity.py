@@ -16,17 +16,16 @@ import yaml
 
 from conftest import SMALL_MODELS, run_cli
 from engines import (
-    Missing,
     PostgresServer,
     assert_same_rows,
     bad_copy,
     findings,
     load_postgres,
-    missing,
     pg_server,  # noqa: F401 (the session fixture pg)
     reader_role,
     spark_session,
 )
+from installed import Missing, missing
 
 pytestmark = pytest.mark.slow
 CUTOFF = dt.date(2025, 6, 30)

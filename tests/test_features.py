@@ -35,16 +35,10 @@ from feature_reference import (
     reference_labels,
 )
 from klantwaarde.config import load_config
+from klantwaarde.features import features_at, scoring_input, training_set
 from klantwaarde.features.catalog import FEATURES
 from klantwaarde.periods import anchor_of, date_of, months_before, period_of
 from klantwaarde.sources import open_source
-
-try:
-    from klantwaarde.features import features_at, scoring_input, training_set
-except ImportError:  # the engine is being written; the reference tests run on their own
-    features_at = scoring_input = training_set = None
-
-engine = pytest.mark.skipif(features_at is None, reason="klantwaarde.features not there yet")
 
 CFG = load_config()
 H = CFG.labels.horizon_months
@@ -193,7 +187,6 @@ def test_reference_matches_the_hand_computation(hand_built: Path) -> None:
     assert set(labels["C1"]) == label_names(hand_built, AS_OF, CFG)
 
 
-@engine
 def test_engine_matches_the_hand_computation(hand_built: Path) -> None:
     source = open_source(str(hand_built), CFG.source)
     fs = features_at(source, AS_OF, CFG)
@@ -542,7 +535,6 @@ def same_rows(a: list[dict], b: list[dict], only: set[str] | None = None) -> lis
 
 # --------------------------------------------------------------------------- the engine, tested
 
-@engine
 @examples(16)
 @given(ds=datasets())
 def test_features_match_the_reference(ds: Dataset) -> None:
@@ -556,7 +548,6 @@ def test_features_match_the_reference(ds: Dataset) -> None:
     assert not problems, report(ds, problems)
 
 
-@engine
 @examples(10)
 @given(ds=datasets())
 def test_labels_match_the_reference(ds: Dataset) -> None:
@@ -600,7 +591,6 @@ def _paid_before_due_after(due: dt.date | None) -> Dataset:
 # without a due date its payment behaviour is unknown (paid_known, the share paid late). A due
 # date is a term of the invoice as issued, known from its date on, so it may move to another
 # later date (this example: nothing changes) but it does not vanish.
-@engine
 @examples(8)
 @example(pair=(_paid_before_due_after(dt.date(2024, 7, 20)),
                _paid_before_due_after(dt.date(2024, 9, 1))))
@@ -627,7 +617,6 @@ def test_a_vanished_due_date_is_a_change_of_terms(tmp_path: Path) -> None:
     assert rows[1]["share_paid_late_12m"] is None
 
 
-@engine
 @examples(4)
 @given(ds=datasets(), shuffle=st.randoms(use_true_random=False))
 def test_the_order_of_the_rows_changes_nothing(ds: Dataset, shuffle: random.Random) -> None:
@@ -640,7 +629,6 @@ def test_the_order_of_the_rows_changes_nothing(ds: Dataset, shuffle: random.Rand
     assert not problems, report(ds, problems)
 
 
-@engine
 @examples(5)
 @given(data=st.data())
 def test_events_after_the_horizon_change_no_label(data: st.DataObject) -> None:
@@ -656,7 +644,6 @@ def test_events_after_the_horizon_change_no_label(data: st.DataObject) -> None:
     assert not problems, report(ds, problems) + "\n--- after ---\n" + later.show()
 
 
-@engine
 @examples(4)
 @given(ds=datasets(), pick=st.integers(0, 5))
 def test_a_large_new_category_in_the_horizon_is_an_adoption(ds: Dataset, pick: int) -> None:
@@ -735,7 +722,6 @@ def test_the_reference_on_a_bare_transaction_log(tmp_path: Path) -> None:
     assert got["C1"]["orders_12m"] == 3 and got["C1"]["revenue_trend_3m"] == pytest.approx(-0.8)
 
 
-@engine
 def test_a_bare_transaction_log_gets_the_orders_features(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_text(BARE)
     fs = features_of(tmp_path, AS_OF)
@@ -752,7 +738,6 @@ def test_a_bare_transaction_log_gets_the_orders_features(tmp_path: Path) -> None
     assert not problems, "\n".join(problems)
 
 
-@engine
 def test_protected_attributes_never_become_columns(tmp_path: Path) -> None:
     (tmp_path / "orders.csv").write_text(BARE)
     (tmp_path / "customers.csv").write_text(
@@ -772,7 +757,6 @@ def test_protected_attributes_never_become_columns(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- edge cases, by hand
 
-@engine
 def test_a_category_column_where_nothing_was_bought(tmp_path: Path) -> None:
     """orders.category present, but no line with gross > 0 has one: no category, zero breadth."""
     (tmp_path / "orders.csv").write_text("customer_id,order_date,gross_amount,category\n"
@@ -783,7 +767,6 @@ def test_a_category_column_where_nothing_was_bought(tmp_path: Path) -> None:
     assert not problems, "\n".join(problems)
 
 
-@engine
 def test_a_line_without_category_takes_that_of_its_product(tmp_path: Path) -> None:
     """The spec: "category of a line: orders.category, else products.category through
     product_id" -- read per line: an empty orders.category falls back to the product's."""
@@ -796,7 +779,6 @@ def test_a_line_without_category_takes_that_of_its_product(tmp_path: Path) -> No
     assert not problems, "\n".join(problems)
 
 
-@engine
 def test_what_the_buyers_of_a_category_bring_by_hand(tmp_path: Path) -> None:
     """Per category over the 12 months up to as_of, among the customers with revenue in it: the
     mean revenue (scaled to the horizon), and the mean margin per industry and overall."""

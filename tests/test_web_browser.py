@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from installed import missing
 from klantwaarde.lists import build_lists, manager_tables
 from klantwaarde.scoring.store import read_scores
 from webdata import AS_OF, PASSWORD, XSS_CUSTOMER, XSS_MANAGER, Server, scored_base, with_users
@@ -18,12 +19,13 @@ from webdata import AS_OF, PASSWORD, XSS_CUSTOMER, XSS_MANAGER, Server, scored_b
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, object]]:
+    if not Path(CHROMIUM).exists():
+        missing(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; .ci/run "
+                "installs it)")
     root = tmp_path_factory.mktemp("browser")
     cfg = with_users(scored_base(root))
     server = Server(root / "config").start()
