@@ -8,6 +8,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from engines import (
     spark_copy,
     spark_fixture,  # noqa: F401 (the session fixture spark)
 )
+from holder import holding
 from klantwaarde.cli import app
 
 AS_OF = dt.date(2025, 6, 30)
@@ -54,14 +56,20 @@ def test_scores_written_from_spark_equal_those_from_duckdb(spark: object, tmp_pa
                                tmp_path / f"{engine}-scores") for engine in ("duckdb", "spark")}
     _invoke("train", "--source", str(base), "--as-of", TRAIN_AS_OF, "--config",
             str(configs["duckdb"]))
-    took = {engine: _invoke("score", "--source", source, "--as-of", AS_OF.isoformat(),
-                            "--config", str(configs[engine]))
-            for engine, source in (("duckdb", str(base)), ("spark", f"spark:{folder}"))}
+    unwritten = tmp_path / "spark-scores" / "scores.duckdb"  # Spark writes the Parquet copy only
+    unwritten.parent.mkdir()
+    duckdb.connect(str(unwritten)).close()
+    took = {"duckdb": _invoke("score", "--source", str(base), "--as-of", AS_OF.isoformat(),
+                              "--config", str(configs["duckdb"]))}
+    with holding(unwritten):  # a notebook holding that file does not stop a Spark run
+        took["spark"] = _invoke("score", "--source", f"spark:{folder}", "--as-of",
+                                AS_OF.isoformat(), "--config", str(configs["spark"]))
     print(f"score: DuckDB {took['duckdb']:.0f} s, Spark {took['spark']:.0f} s")
 
     month = tmp_path / "spark-scores" / "parquet" / f"as_of={AS_OF}" / "scores.parquet"
     assert month.is_dir() and any(month.glob("*.parquet"))  # Spark's part files
-    assert not (tmp_path / "spark-scores" / "scores.duckdb").exists()
+    with duckdb.connect(str(unwritten), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (0,)
     spark_scores, duckdb_scores = (
         read_scores(tmp_path / f"{engine}-scores" / "parquet", AS_OF).assign(
             **{c: lambda t, c=c: t[c].map(tuple) for c in LISTS})

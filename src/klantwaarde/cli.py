@@ -493,11 +493,13 @@ def score(ctx: typer.Context, source: SourceOption, as_of: AsOfOption,
     from klantwaarde.render import print_scoring
     from klantwaarde.scoring.score import score as run_scoring
     from klantwaarde.scoring.store import check_unlocked
+    from klantwaarde.sources import is_spark
 
     cfg = _config(ctx, config)
     _check_places("score", mlflow_store(cfg.models.store)
                   + scores_store(cfg.scoring.store, cfg.scoring.parquet), source)
-    check_unlocked(cfg.scoring.store, cfg.scoring.parquet)  # another process has it open
+    if not is_spark(source):  # another process has the DuckDB file open (Spark does not write it)
+        check_unlocked(cfg.scoring.store, cfg.scoring.parquet)
     with progress() as step:
         src = _valid_source(source, cfg, step, "score", as_of)
         result = run_scoring(src, as_of.date(), cfg, step)

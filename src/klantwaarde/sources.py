@@ -48,10 +48,15 @@ class Source:
     notices: list[str] = field(default_factory=list)
 
 
+def is_spark(src: str) -> bool:
+    """Whether ``src`` (or a Source's location) is read by Spark."""
+    return src.startswith("spark:")
+
+
 def open_source(src: str, cfg: SourceConfig) -> Source:
     """Open ``src`` (folder, ``.duckdb`` file, ``spark:`` location or Ibis URL) and find the
     contract tables in it."""
-    if src.startswith("spark:"):
+    if is_spark(src):
         return _open_spark(src)
     if "://" in src:
         return _open_url(src)

@@ -33,7 +33,7 @@ from klantwaarde.profitability.report import report_of
 from klantwaarde.scoring.champions import Champion, check_inputs, load_champions
 from klantwaarde.scoring.reasons import peer_reasons, peer_shares, top_reasons
 from klantwaarde.scoring.store import SCHEMA, check_unlocked, write_scores
-from klantwaarde.sources import Source
+from klantwaarde.sources import Source, is_spark
 from klantwaarde.typed import typed_table
 
 Step = Callable[[str], None]
@@ -132,7 +132,8 @@ def score(source: Source, as_of: dt.date, cfg: Config, step: Step = lambda _: No
     """Score, explain, segment, write the month and log the run. On a Spark source the
     customers' rows stay in Spark (``klantwaarde.scoring.spark``); elsewhere they are scored in
     one batch here."""
-    check_unlocked(cfg.scoring.store, cfg.scoring.parquet)
+    if not is_spark(source.location):  # Spark writes only the Parquet copy
+        check_unlocked(cfg.scoring.store, cfg.scoring.parquet)
     registry.connect(cfg.models, f"{cfg.models.experiment}-scoring")
     step("resolving the champion models")
     champions = load_champions()
